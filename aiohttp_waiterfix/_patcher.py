@@ -1,0 +1,153 @@
+"""Applying and reverting the patch: gates, originals, the lock and the status."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from ._startup import WaiterfixWarning
+
+logger = logging.getLogger("aiohttp_waiterfix")
+
+ADDED_METHOD = "_wait_for_available_connection"
+WRAPPED_METHODS = ("__init__", "_close")
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the shim did in this process, and why."""
+
+    aiohttp_version: Optional[str]
+    """The imported (or installed, if not imported yet) aiohttp version."""
+    affected: Optional[bool]
+    """True when this aiohttp release has the waiter bug; None when unknown."""
+    applied: bool
+    """True while the patch is in place."""
+    reason: str
+    """One sentence saying why the patch is, or is not, applied."""
+    activated_by: Optional[str] = None
+    """How activation was requested: import, sitecustomize, run-wrapper, apply()."""
+
+
+_lock = threading.RLock()
+_originals: Dict[str, Any] = {}
+_status = Status(None, None, False, "not activated: apply() has not been called")
+_warned_reasons: set = set()
+
+
+def current() -> Status:
+    from . import _startup
+
+    with _lock:
+        label = _startup.pending_label
+        if not _status.applied and label is not None and _startup.TARGET_MODULE not in sys.modules:
+            return Status(installed_aiohttp_version(), None, False,
+                          "waiting: the patch applies when aiohttp.connector is imported", label)
+        if _status.activated_by is None and _startup.disabled_reason is not None:
+            return Status(installed_aiohttp_version(), None, False, _startup.disabled_reason)
+        return _status
+
+
+def installed_aiohttp_version() -> Optional[str]:
+    """The installed aiohttp's version, read without importing it."""
+    try:
+        from importlib.metadata import version
+
+        return version("aiohttp")
+    except Exception:
+        return None
+
+
+def _set(status: Status, *, warn: bool = False) -> Status:
+    global _status
+    _status = status
+    if warn and status.reason not in _warned_reasons:
+        _warned_reasons.add(status.reason)
+        warnings.warn(f"aiohttp-waiterfix not applied: {status.reason}", WaiterfixWarning, stacklevel=3)
+    logger.log(logging.INFO if status.applied or not warn else logging.WARNING, "%s", status.reason)
+    return status
+
+
+def apply(activated_by: str = "apply()") -> Status:
+    """Patch aiohttp's connector if this release is affected and its code is the code we know.
+
+    Never raises for an environment problem: the result says what happened.
+    """
+    try:
+        import aiohttp.connector  # outside our lock: the import hook takes it too
+    except Exception as exc:  # a missing or broken aiohttp must not break the host
+        with _lock:
+            if _status.applied:
+                return _status
+            return _set(Status(None, None, False, f"aiohttp cannot be imported: {exc!r}", activated_by), warn=True)
+    return apply_to_module(aiohttp.connector, activated_by)
+
+
+def apply_to_module(connector_module: Any, activated_by: str) -> Status:
+    """Apply the patch to an imported ``aiohttp.connector`` (also the import hook's entry)."""
+    from ._fingerprint import check_methods
+    from ._versions import AFFECTED, RELEASE_INDEX, classify
+
+    with _lock:
+        if _status.applied:
+            return _status
+        aiohttp_module = sys.modules.get("aiohttp")
+        version = getattr(aiohttp_module, "__version__", None)
+        verdict, reason, release = classify(version)
+        if verdict != AFFECTED or release is None:
+            return _set(Status(version, False if verdict == "fixed" else None, False, reason, activated_by),
+                        warn=verdict != "fixed")
+        cls = getattr(connector_module, "BaseConnector", None)
+        if not isinstance(cls, type):
+            mismatch: Optional[str] = "aiohttp.connector has no BaseConnector class"
+        elif ADDED_METHOD in vars(cls):
+            mismatch = f"BaseConnector already has {ADDED_METHOD} (patched by someone else?)"
+        else:
+            mismatch = check_methods(cls, release, RELEASE_INDEX)
+        if mismatch is not None:
+            return _set(Status(version, True, False, f"refused: {mismatch}", activated_by), warn=True)
+        _patch(cls)
+        return _set(Status(version, True, True, f"patched aiohttp {version}: cancellation-safe waiters (aiohttp#9671)", activated_by))
+
+
+def _patch(cls: type) -> None:
+    import wrapt
+
+    from . import _connector
+
+    for name in (*_connector.PATCHED_METHODS, "_get", *WRAPPED_METHODS):
+        _originals[name] = vars(cls)[name]
+    try:
+        for name, replacement in _connector.PATCHED_METHODS.items():
+            wrapt.apply_patch(cls, name, replacement)
+        wrapt.apply_patch(cls, "_get", _connector.make_get(_originals["_get"]))
+        wrapt.apply_patch(cls, ADDED_METHOD, _connector._wait_for_available_connection)
+        wrapt.wrap_function_wrapper(cls, "__init__", _connector.wrap_init)
+        wrapt.wrap_function_wrapper(cls, "_close", _connector.wrap_close)
+        _originals["__class__"] = cls
+    except BaseException:
+        _restore(cls)
+        raise
+
+
+def _restore(cls: type) -> None:
+    for name, original in _originals.items():
+        if name != "__class__":
+            setattr(cls, name, original)
+    if ADDED_METHOD in vars(cls):
+        delattr(cls, ADDED_METHOD)
+    _originals.clear()
+
+
+def revert() -> Status:
+    """Put back the original methods (the very same objects) and remove the added one."""
+    with _lock:
+        if not _status.applied:
+            return _status
+        _restore(_originals["__class__"])
+        return _set(Status(_status.aiohttp_version, True, False, "reverted: the original connector methods are back",
+                           _status.activated_by))

@@ -1,0 +1,151 @@
+"""Start-up activation: the kill switch and a lazy post-import hook.
+
+Everything here runs when ``aiohttp_waiterfix`` is imported, possibly from
+``sitecustomize`` in every Python process, so it imports nothing heavy: no
+aiohttp, no wrapt, no packaging.  The real work starts only when
+``aiohttp.connector`` finishes importing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~20 ms cold
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, Sequence
+
+ENV_VAR = "AIOHTTP_WAITERFIX"
+"""``0``/``false``/``off``/``no`` turns automatic activation off."""
+
+TARGET_MODULE = "aiohttp.connector"
+
+_OFF = frozenset({"0", "false", "off", "no"})
+_ON = frozenset({"", "1", "true", "on", "yes"})
+
+
+class WaiterfixWarning(RuntimeWarning):
+    """Category of every warning aiohttp-waiterfix emits (filter it by this)."""
+
+
+disabled_reason: Optional[str] = None
+"""Set when the kill switch turned start-up activation off."""
+
+
+def activation_enabled() -> bool:
+    """Read the kill switch; an unrecognised value warns and keeps the default (on)."""
+    global disabled_reason
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value in _OFF:
+        disabled_reason = f"disabled by {ENV_VAR}={os.environ[ENV_VAR]}"
+        return False
+    if value not in _ON:
+        import warnings
+
+        warnings.warn(
+            f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not one of 1/true/on/yes or "
+            "0/false/off/no; keeping the default (activated)",
+            WaiterfixWarning,
+            stacklevel=2,
+        )
+    return True
+
+
+class _LoaderProxy:
+    """Runs the callback after the target module executed; everything else is the real loader's."""
+
+    def __init__(self, loader: Any, callback: Callable[[Any], None]) -> None:
+        self._loader = loader
+        self._callback = callback
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)  # its own errors propagate untouched
+        # Put the real loader back, so reloads and introspection see aiohttp's own.
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = self._loader
+        if getattr(module.__spec__, "loader", None) is self:
+            module.__spec__.loader = self._loader
+        self._callback(module)
+
+
+class PostImportFinder:
+    """A ``sys.meta_path`` entry that calls back once ``TARGET_MODULE`` has been imported.
+
+    Like wrapt's post-import hooks, without importing wrapt: it finds the
+    module with the other finders and wraps only that spec's loader.  It
+    removes itself after it fired.  The callback must not raise.
+    """
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self._callback = callback
+        # find_spec runs under the import lock of the module it looks for, so
+        # a plain flag is enough to keep it from finding itself.
+        self._searching = False
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]], target: Any = None) -> Any:
+        if fullname != TARGET_MODULE or self._searching:
+            return None
+        self._searching = True
+        try:
+            for finder in list(sys.meta_path):
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+        finally:
+            self._searching = False
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        self.remove()
+        spec.loader = _LoaderProxy(spec.loader, self._callback)
+        return spec
+
+    def install(self) -> None:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def remove(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+
+    def invalidate_caches(self) -> None:
+        """Part of the finder protocol; nothing cached here."""
+
+
+pending_label: Optional[str] = None
+"""How activation was requested, while it waits for aiohttp.connector."""
+_finder: Optional[PostImportFinder] = None
+
+
+def request_activation(label: str, callback: Callable[[Any, str], None]) -> None:
+    """Call ``callback(module, label)`` now if aiohttp.connector is loaded, else once it loads.
+
+    Asking again before it loads only updates the label (``import`` then
+    ``sitecustomize``): there is one hook, and it fires once.
+    """
+    global pending_label, _finder
+    module = sys.modules.get(TARGET_MODULE)
+    if module is not None:
+        callback(module, label)
+        return
+    pending_label = label
+    if _finder is None:
+
+        def fire(module: Any) -> None:
+            global pending_label
+            fired_label, pending_label = pending_label or label, None
+            callback(module, fired_label)
+
+        _finder = PostImportFinder(fire)
+    _finder.install()
