@@ -1,0 +1,172 @@
+"""Command line: ``python -m aiohttp_waiterfix {verify,status,enable,disable}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional
+
+from ._scenario import ScenarioConfig
+
+
+def _run_scenario_subprocess(config: ScenarioConfig, patched: bool, label: str) -> Optional[Dict[str, Any]]:
+    """Run the scenario in a fresh interpreter (so 'unpatched' is really unpatched)."""
+    env = dict(os.environ, AIOHTTP_WAITERFIX="1" if patched else "0")
+    cmd = [sys.executable, "-m", "aiohttp_waiterfix._scenario", "--progress"]
+    for name, value in vars(config).items():
+        cmd += [f"--{name.replace('_', '-')}", str(value)]
+    print(f"  {label:<10} ok/s:", end="", flush=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    # The child writes one count per second on stderr: echo it live as progress.
+    errors = []
+    for chunk in iter(lambda: proc.stderr.read(1), ""):  # type: ignore[union-attr]
+        errors.append(chunk)
+        print(chunk, end="", flush=True)
+    stdout = proc.stdout.read()
+    if proc.wait() != 0:
+        print(f" failed (exit {proc.returncode})")
+        print("".join(errors).strip()[-2000:], file=sys.stderr)
+        return None
+    print()
+    result: Dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return result
+
+
+def _row(label: str, result: Optional[Dict[str, Any]]) -> str:
+    if result is None:
+        return f"  {label:<10} {'(run failed)':>10}"
+    return (
+        f"  {label:<10} {result['ok']:>10} {result['timeouts']:>9} {result['ok_late']:>15} "
+        f"{result['late_rate']:>10.1f}"
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Show the deadlock on the unpatched connector and the fix on the patched one."""
+    from ._patcher import installed_aiohttp_version
+    from ._versions import AFFECTED, FIXED, classify
+
+    version = installed_aiohttp_version()
+    verdict, reason, _ = classify(version)
+    config = ScenarioConfig(duration=args.duration, slow_period=args.slow_period, late_after=args.late_after)
+    print(f"aiohttp-waiterfix verify: aiohttp {version}: {reason}")
+    if version is None:
+        print("aiohttp is not installed here: nothing to verify (pip install aiohttp).")
+        return 2
+    print(
+        f"Scenario (aiohttp#9670): loopback server slow ({config.slow_delay}s) for {config.slow_period}s, then "
+        f"alternating instant/slow; client limit={config.limit}, timeout={config.timeout}s, "
+        f"{config.workers} workers, {config.duration}s per run."
+    )
+    runs: List[tuple] = []
+    if verdict == AFFECTED:
+        runs.append(("unpatched", _run_scenario_subprocess(config, patched=False, label="unpatched")))
+        runs.append(("patched", _run_scenario_subprocess(config, patched=True, label="patched")))
+    else:
+        runs.append(("as is", _run_scenario_subprocess(config, patched=True, label="as is")))
+
+    print(f"\n  {'run':<10} {'succeeded':>10} {'timeouts':>9} {'ok after ' + str(config.late_after) + 's':>15} "
+          f"{'ok/s late':>10}")
+    for label, result in runs:
+        print(_row(label, result))
+    print()
+
+    final = runs[-1][1]
+    serving = final is not None and final["ok_late"] > 0
+    if verdict == AFFECTED:
+        patched = final is not None and final["applied"]
+        unpatched = runs[0][1]
+        wedged = unpatched is not None and unpatched["ok_late"] == 0
+        if not patched:
+            print("VERDICT: the patch did not apply here; run `python -m aiohttp_waiterfix status` for the reason.")
+            return 1
+        if serving and wedged:
+            print("VERDICT: FIXED. Unpatched, the connector wedged after the first timeouts "
+                  "(no request succeeded any more); patched, it kept serving.")
+        elif serving:
+            print("VERDICT: FIXED (patched run kept serving). The unpatched run did not wedge this time: the bug is "
+                  "a race, try again or with --slow-period 2 to see it.")
+        else:
+            print("VERDICT: NOT FIXED: the patched connector stopped serving. Please report this.")
+        return 0 if serving else 1
+    if verdict == FIXED:
+        print(f"VERDICT: the fix is upstream in this aiohttp ({version}); no patch needed. "
+              + ("It kept serving." if serving else "It did NOT keep serving: report this upstream."))
+        return 0 if serving else 1
+    print("VERDICT: this aiohttp release is not one we know; the shim leaves it untouched.")
+    return 0 if serving else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Report whether this environment is protected; exit 1 when affected but unpatched."""
+    import aiohttp_waiterfix
+
+    if not args.no_import:
+        # Importing aiohttp runs the activation a real app would get.
+        try:
+            import aiohttp  # noqa: F401
+        except Exception:
+            pass
+    status = aiohttp_waiterfix.status()
+    if status.affected is None and not status.applied and status.aiohttp_version is not None:
+        # Not activated in this process (kill switch, or not imported): classify for the report.
+        from ._versions import AFFECTED, classify
+
+        verdict, _, _ = classify(status.aiohttp_version)
+        affected: Optional[bool] = True if verdict == AFFECTED else (False if verdict == "fixed" else None)
+    else:
+        affected = status.affected
+    protected = status.applied or affected is False
+    report = {
+        "aiohttp_version": status.aiohttp_version,
+        "affected": affected,
+        "applied": status.applied,
+        "reason": status.reason,
+        "activated_by": status.activated_by,
+        "protected": protected,
+        "waiterfix_version": aiohttp_waiterfix.__version__,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key + ':':<18} {value}")
+    return 0 if protected else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m aiohttp_waiterfix",
+        description="Run-time backport of aiohttp's cancellation-safe connection waiters (aiohttp#9671).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    verify = sub.add_parser("verify", help="show the deadlock and the fix on the loopback (about 10 s)",
+                            description=cmd_verify.__doc__)
+    verify.add_argument("--duration", type=float, default=4.0, help="seconds per run (default 4)")
+    verify.add_argument("--slow-period", type=float, default=1.0, help="seconds of slow answers first (default 1)")
+    verify.add_argument("--late-after", type=float, default=2.5,
+                        help="count answers after this many seconds as 'late' (default 2.5)")
+    verify.set_defaults(func=cmd_verify)
+    status = sub.add_parser("status", help="is this environment protected? (exit 1 if affected but not patched)",
+                            description=cmd_status.__doc__)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--no-import", action="store_true", help="do not import aiohttp (report the pending state)")
+    status.set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
