@@ -7,6 +7,7 @@ from typing import Dict, Optional, Tuple
 from packaging.version import InvalidVersion, Version
 
 AFFECTED_RELEASES: Tuple[str, ...] = (
+    "3.8.0", "3.8.1", "3.8.2", "3.8.3", "3.8.4", "3.8.5", "3.8.6",
     "3.9.0", "3.9.1", "3.9.2", "3.9.3", "3.9.4", "3.9.5",
     "3.10.0", "3.10.1", "3.10.2", "3.10.3", "3.10.4", "3.10.5",
     "3.10.6", "3.10.7", "3.10.8", "3.10.9", "3.10.10",
