@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._scenario import ScenarioConfig
 
@@ -62,7 +62,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"alternating instant/slow; client limit={config.limit}, timeout={config.timeout}s, "
         f"{config.workers} workers, {config.duration}s per run."
     )
-    runs: List[tuple] = []
+    runs: List[Tuple[str, Optional[Dict[str, Any]]]] = []
     if verdict == AFFECTED:
         runs.append(("unpatched", _run_scenario_subprocess(config, patched=False, label="unpatched")))
         runs.append(("patched", _run_scenario_subprocess(config, patched=True, label="patched")))

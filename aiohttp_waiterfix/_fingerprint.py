@@ -63,7 +63,7 @@ def _stable_repr(value: object) -> str:
     return repr(value)
 
 
-def table_key(version_info: Tuple[int, ...] = tuple(sys.version_info), optimize: int = -1) -> str:
+def table_key(version_info: Tuple[int, ...] = (sys.version_info[0], sys.version_info[1]), optimize: int = -1) -> str:
     """Key of the running interpreter in the fingerprint table, e.g. ``3.11-O0``."""
     if optimize < 0:
         optimize = sys.flags.optimize

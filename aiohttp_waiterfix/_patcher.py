@@ -7,7 +7,7 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 from ._startup import WaiterfixWarning
 
@@ -36,7 +36,7 @@ class Status:
 _lock = threading.RLock()
 _originals: Dict[str, Any] = {}
 _status = Status(None, None, False, "not activated: apply() has not been called")
-_warned_reasons: set = set()
+_warned_reasons: Set[str] = set()
 
 
 def current() -> Status:
@@ -103,9 +103,10 @@ def apply_to_module(connector_module: Any, activated_by: str) -> Status:
                         warn=verdict != "fixed")
         cls = getattr(connector_module, "BaseConnector", None)
         if not isinstance(cls, type):
-            mismatch: Optional[str] = "aiohttp.connector has no BaseConnector class"
-        elif ADDED_METHOD in vars(cls):
-            mismatch = f"BaseConnector already has {ADDED_METHOD} (patched by someone else?)"
+            return _set(Status(version, True, False, "refused: aiohttp.connector has no BaseConnector class",
+                               activated_by), warn=True)
+        if ADDED_METHOD in vars(cls):
+            mismatch: Optional[str] = f"BaseConnector already has {ADDED_METHOD} (patched by someone else?)"
         else:
             mismatch = check_methods(cls, release, RELEASE_INDEX)
         if mismatch is not None:

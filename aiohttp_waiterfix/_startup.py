@@ -106,7 +106,7 @@ class PostImportFinder:
         if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         self.remove()
-        spec.loader = _LoaderProxy(spec.loader, self._callback)
+        spec.loader = _LoaderProxy(spec.loader, self._callback)  # type: ignore[assignment]
         return spec
 
     def install(self) -> None:

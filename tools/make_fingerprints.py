@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aiohttp_waiterfix._versions import AFFECTED_RELEASES  # noqa: E402
+from aiohttp_waiterfix._versions import AFFECTED_RELEASES  # noqa: E402 (needs the sys.path entry above)
 
 # Runs inside each interpreter: prints {key: {method: {hash: [release, ...]}}}.
 _COMPILE_SNIPPET = r"""
@@ -108,11 +108,12 @@ def main() -> None:
         "TABLE: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = {",
     ]
     for key in sorted(table, key=lambda k: (int(k.split(".")[1].split("-")[0]), k)):
-        lines.append(f"    {key!r}: {{")
+        lines.append(f"    {json.dumps(key)}: {{")
         for name, hashes in table[key].items():
-            lines.append(f"        {name!r}: {{")
+            lines.append(f"        {json.dumps(name)}: {{")
             for digest, ranges in hashes.items():
-                lines.append(f"            {digest!r}: {tuple(ranges)!r},")
+                spans = "".join(f"({json.dumps(a)}, {json.dumps(b)}), " for a, b in ranges)
+                lines.append(f"            {json.dumps(digest)}: ({spans.rstrip()}),")
             lines.append("        },")
         lines.append("    },")
     lines.append("}")
