@@ -105,6 +105,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Report whether this environment is protected; exit 1 when affected but unpatched."""
     import aiohttp_waiterfix
 
+    from ._sitecustomize import installed_block_path, status_lines
+
     if not args.no_import:
         # Importing aiohttp runs the activation a real app would get.
         try:
@@ -129,12 +131,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         "activated_by": status.activated_by,
         "protected": protected,
         "waiterfix_version": aiohttp_waiterfix.__version__,
+        "sitecustomize": installed_block_path(),
     }
     if args.json:
         print(json.dumps(report))
     else:
         for key, value in report.items():
-            print(f"{key + ':':<18} {value}")
+            if key != "sitecustomize":
+                print(f"{key + ':':<18} {value}")
+        for line in status_lines():
+            print(line)
     return 0 if protected else 1
 
 
@@ -156,6 +162,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.add_argument("--no-import", action="store_true", help="do not import aiohttp (report the pending state)")
     status.set_defaults(func=cmd_status)
+    from ._sitecustomize import add_arguments as add_startup_commands
+
+    add_startup_commands(sub)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -1,0 +1,459 @@
+"""Activation without code changes: ``enable``/``disable`` (sitecustomize) and ``aiohttp-waiterfix-run``.
+
+The block edits are checked in-process on bytes; everything else runs real
+interpreters of one real virtual environment per session (``uv venv`` plus
+``uv pip install aiohttp==<this env's version> <this repository>``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+
+import pytest
+
+from aiohttp_waiterfix import _run
+from aiohttp_waiterfix._sitecustomize import BEGIN, BlockError, add_block, make_block, remove_block
+from aiohttp_waiterfix._versions import AFFECTED, classify
+
+REPO = Path(__file__).resolve().parents[1]
+ADDED_METHOD = "_wait_for_available_connection"
+
+
+def _installed_aiohttp() -> Optional[str]:
+    try:
+        from importlib.metadata import version
+
+        return version("aiohttp")
+    except Exception:
+        return None
+
+
+AIOHTTP_VERSION = _installed_aiohttp()
+
+# Run in the venv's interpreter: what a program that imports aiohttp would see.
+PROBE = (
+    """
+import json, os, sys
+import aiohttp.connector
+import aiohttp_waiterfix
+s = aiohttp_waiterfix.status()
+sc = sys.modules.get("sitecustomize")
+print(json.dumps({
+    "applied": s.applied, "activated_by": s.activated_by, "reason": s.reason,
+    "has_added_method": %r in vars(aiohttp.connector.BaseConnector),
+    "sitecustomize": getattr(sc, "__file__", None),
+    "user_sitecustomize": os.environ.get("USER_SITECUSTOMIZE_RAN"),
+    "pythonpath": os.environ.get("PYTHONPATH", ""),
+}))
+"""
+    % ADDED_METHOD
+)
+
+NO_AIOHTTP_PROBE = """
+import json, sys
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("aiohttp", "wrapt", "packaging", "typing"))))
+"""
+
+USER_SITECUSTOMIZE = b'import os\nos.environ["USER_SITECUSTOMIZE_RAN"] = __file__\n'
+
+
+# --- the block, on bytes (no venv) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        USER_SITECUSTOMIZE,
+        b"from __future__ import annotations\nimport os",  # no final newline
+        b"import os\r\nX = 1\r\n",
+        b"",
+        b"\n\n",
+    ],
+    ids=["plain", "no-final-newline", "crlf", "empty", "blank-lines"],
+)
+def test_add_then_remove_block_gives_back_the_same_bytes(original: bytes) -> None:
+    added = add_block(original)
+    assert added.startswith(original)
+    assert added.count(BEGIN) == 1
+    compile(added, "sitecustomize.py", "exec")  # a __future__ import stays first, the file stays valid
+    assert add_block(added) == added  # idempotent
+    rest, created = remove_block(added)
+    assert rest == original
+    assert created is False
+
+
+def test_block_for_a_new_file_is_marked_created() -> None:
+    data = add_block(None)
+    assert remove_block(data) == (b"", True)
+
+
+def test_user_lines_after_the_block_are_kept() -> None:
+    added = add_block(b"import os") + b"X = 1\n"  # the user appended below our block
+    rest, _ = remove_block(added)
+    assert rest == b"import os\nX = 1\n"
+
+
+def test_an_old_or_duplicated_block_is_replaced_by_one_current_block() -> None:
+    old = make_block(created=True, added_newline=False).replace(b"activate(", b"activate_old(")
+    data = b"A = 1\n" + old + b"B = 2\n" + old
+    refreshed = add_block(data)
+    assert refreshed.count(BEGIN) == 1
+    assert b"activate_old(" not in refreshed
+    assert remove_block(refreshed) == (b"A = 1\nB = 2\n", True)
+
+
+@pytest.mark.parametrize("damaged", [BEGIN + b"\nx = 1\n", b"x = 1\n# <<< aiohttp-waiterfix <<<\n"])
+def test_a_damaged_block_is_left_alone(damaged: bytes) -> None:
+    with pytest.raises(BlockError):
+        add_block(damaged)
+    with pytest.raises(BlockError):
+        remove_block(damaged)
+
+
+def test_run_wrapper_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    ours = _run.bootstrap_dir()
+    assert os.path.isfile(os.path.join(ours, "sitecustomize.py"))
+    env = _run.command_env({"PYTHONPATH": os.pathsep.join(["/x", ours])})
+    assert env["PYTHONPATH"] == os.pathsep.join([ours, "/x"])  # first, and only once
+    assert _run.command_env({})["PYTHONPATH"] == ours
+    assert "PYTHONPATH" not in _run.command_env({"AIOHTTP_WAITERFIX": "0"})
+
+
+# --- one real virtual environment per session --------------------------------------
+
+
+class Venv(NamedTuple):
+    root: Path
+    python: Path
+    bin: Path
+    site_packages: Path
+
+    @property
+    def sitecustomize(self) -> Path:
+        return self.site_packages / "sitecustomize.py"
+
+    @property
+    def run_wrapper(self) -> Path:
+        return self.bin / ("aiohttp-waiterfix-run" + (".exe" if os.name == "nt" else ""))
+
+
+def _uv() -> Optional[List[str]]:
+    exe = shutil.which("uv")
+    if exe:
+        return [exe]
+    import importlib.util
+
+    return [sys.executable, "-m", "uv"] if importlib.util.find_spec("uv") else None
+
+
+def _base_env() -> Dict[str, str]:
+    """This environment without anything that would change how the venv's Python starts."""
+    dropped = ("VIRTUAL_ENV", "AIOHTTP_WAITERFIX")
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k not in dropped}
+
+
+@pytest.fixture(scope="session")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    uv = _uv()
+    if uv is None:
+        pytest.skip("uv is not installed")
+    if AIOHTTP_VERSION is None:
+        pytest.skip("aiohttp is not installed in the test environment")
+    root = tmp_path_factory.mktemp("activation") / "venv"
+    env = _base_env()
+    subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(root)], env=env, check=True)
+    bindir = root / ("Scripts" if os.name == "nt" else "bin")
+    python = bindir / ("python.exe" if os.name == "nt" else "python")
+    # Not editable: this also checks that the wheel ships _bootstrap/ and the console script.
+    subprocess.run(
+        [
+            *uv,
+            "pip",
+            "install",
+            "-q",
+            "-p",
+            str(python),
+            f"aiohttp=={AIOHTTP_VERSION}",
+            str(REPO),
+            "--reinstall-package",
+            "aiohttp-waiterfix",
+        ],
+        env=env,
+        check=True,
+    )
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        universal_newlines=True,
+    ).stdout.strip()
+    return Venv(root, python, bindir, Path(site))
+
+
+@pytest.fixture
+def site(venv: Venv) -> Iterator[Venv]:
+    """The venv with no sitecustomize.py in site-packages, before and after the test."""
+
+    def clean() -> None:
+        if venv.sitecustomize.exists():
+            venv.sitecustomize.unlink()
+        shutil.rmtree(venv.site_packages / "__pycache__", ignore_errors=True)
+
+    clean()
+    yield venv
+    clean()
+
+
+def run(venv: Venv, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    full_env = _base_env()
+    full_env["PATH"] = str(venv.bin) + os.pathsep + full_env.get("PATH", "")
+    full_env.update(env or {})
+    return subprocess.run(
+        list(args),
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+        timeout=120,
+    )
+
+
+def cli(venv: Venv, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    return run(venv, str(venv.python), "-m", "aiohttp_waiterfix", *args, env=env)
+
+
+def probe(venv: Venv, *prefix: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    proc = run(venv, *prefix, str(venv.python), "-c", PROBE, env=env)
+    assert proc.returncode == 0, proc.stderr
+    info: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return info
+
+
+def assert_activated(info: Dict[str, Any], label: str) -> None:
+    verdict, reason, _ = classify(AIOHTTP_VERSION)
+    assert info["activated_by"] == label, info
+    if verdict == AFFECTED:
+        assert info["applied"] is True, info["reason"]
+        assert info["has_added_method"] is True
+    else:  # e.g. 3.10.11+: fixed upstream, left untouched
+        assert info["applied"] is False
+        assert info["reason"] == reason
+
+
+def assert_killed(info: Dict[str, Any]) -> None:
+    assert info["applied"] is False
+    assert info["activated_by"] is None
+    assert info["reason"].startswith("disabled by AIOHTTP_WAITERFIX=0"), info
+    if classify(AIOHTTP_VERSION)[0] == AFFECTED:
+        assert info["has_added_method"] is False
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip()
+
+
+def test_the_installed_package_ships_the_bootstrap_and_the_console_script(venv: Venv) -> None:
+    bootstrap = venv.site_packages / "aiohttp_waiterfix" / "_bootstrap" / "sitecustomize.py"
+    assert bootstrap.is_file(), "the wheel lacks _bootstrap/: list aiohttp_waiterfix._bootstrap in setup.cfg packages"
+    assert venv.run_wrapper.is_file()
+
+
+# --- enable / disable --------------------------------------------------------------
+
+
+def test_enable_activates_every_new_interpreter(site: Venv) -> None:
+    proc = cli(site, "enable")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "active" in proc.stdout
+    assert site.sitecustomize.exists()
+    info = probe(site)
+    assert_activated(info, "sitecustomize")
+    assert Path(info["sitecustomize"]).resolve() == site.sitecustomize.resolve()
+    assert _installed_block_path(site) == str(site.sitecustomize)
+
+
+def _installed_block_path(venv: Venv) -> str:
+    code = "from aiohttp_waiterfix._sitecustomize import installed_block_path as f; print(f())"
+    return str(run(venv, str(venv.python), "-c", code).stdout).strip()
+
+
+def test_enable_twice_writes_one_block(site: Venv) -> None:
+    assert cli(site, "enable").returncode == 0
+    first = site.sitecustomize.read_bytes()
+    proc = cli(site, "enable")
+    assert proc.returncode == 0
+    assert "already enabled" in proc.stdout
+    assert site.sitecustomize.read_bytes() == first
+    assert first.count(BEGIN) == 1
+
+
+def test_disable_removes_the_file_enable_created(site: Venv) -> None:
+    assert cli(site, "enable").returncode == 0
+    proc = cli(site, "disable")
+    assert proc.returncode == 0, proc.stderr
+    assert not site.sitecustomize.exists()
+    assert _installed_block_path(site) == "None"
+    proc = cli(site, "disable")  # nothing left to do
+    assert proc.returncode == 0 and "not enabled" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "original", [USER_SITECUSTOMIZE, USER_SITECUSTOMIZE.rstrip(b"\n")], ids=["final-newline", "no-final-newline"]
+)
+def test_user_sitecustomize_still_runs_and_comes_back_byte_identical(site: Venv, original: bytes) -> None:
+    site.sitecustomize.write_bytes(original)
+    assert cli(site, "enable").returncode == 0
+    info = probe(site)
+    assert info["user_sitecustomize"] == str(site.sitecustomize)
+    assert_activated(info, "sitecustomize")
+    assert cli(site, "disable").returncode == 0
+    assert site.sitecustomize.read_bytes() == original
+
+
+def test_enable_reports_a_sitecustomize_that_shadows_ours(site: Venv, tmp_path: Path) -> None:
+    # Like Debian's /etc/python3.X/sitecustomize.py: another one earlier on sys.path wins.
+    (tmp_path / "sitecustomize.py").write_bytes(USER_SITECUSTOMIZE)
+    proc = cli(site, "enable", env={"PYTHONPATH": str(tmp_path)})
+    assert_clean_failure(proc)
+    assert str(tmp_path / "sitecustomize.py") in proc.stderr
+    assert "will NOT run" in proc.stderr
+    assert "aiohttp-waiterfix-run" in proc.stderr
+    assert f"--site-dir {tmp_path}" in proc.stderr
+
+
+def _unwritable_dir(tmp_path: Path) -> str:
+    if os.name != "nt" and os.geteuid() == 0:  # root writes anywhere a mode allows nothing
+        for candidate in ("/sys", "/proc"):
+            try:
+                fd, name = tempfile.mkstemp(dir=candidate)
+            except OSError:
+                return candidate
+            os.close(fd)
+            os.unlink(name)
+        pytest.skip("running as root and no read-only directory found")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    return str(locked)
+
+
+def test_enable_into_an_unwritable_site_dir_fails_cleanly(venv: Venv, tmp_path: Path) -> None:
+    target = _unwritable_dir(tmp_path)
+    proc = cli(venv, "enable", "--site-dir", target)
+    assert_clean_failure(proc)
+    assert "cannot write" in proc.stderr
+    assert not os.path.exists(os.path.join(target, "sitecustomize.py"))
+
+
+def test_enable_into_a_missing_site_dir_fails_cleanly(venv: Venv, tmp_path: Path) -> None:
+    proc = cli(venv, "enable", "--site-dir", str(tmp_path / "missing"))
+    assert_clean_failure(proc)
+    assert "not a directory" in proc.stderr
+
+
+def test_enable_into_a_dir_not_on_sys_path_says_so(venv: Venv, tmp_path: Path) -> None:
+    proc = cli(venv, "enable", "--site-dir", str(tmp_path))
+    assert_clean_failure(proc)
+    assert "not on its sys.path" in proc.stderr
+    assert cli(venv, "disable", "--site-dir", str(tmp_path)).returncode == 0
+    assert not (tmp_path / "sitecustomize.py").exists()
+
+
+# --- the run wrapper ----------------------------------------------------------------
+
+
+def test_run_wrapper_activates(venv: Venv) -> None:
+    info = probe(venv, str(venv.run_wrapper))
+    assert_activated(info, "run-wrapper")
+    assert info["sitecustomize"] is not None and "_bootstrap" in info["sitecustomize"]
+
+
+def test_run_wrapper_chains_to_the_user_sitecustomize(venv: Venv, tmp_path: Path) -> None:
+    user = tmp_path / "sitecustomize.py"
+    user.write_bytes(USER_SITECUSTOMIZE)
+    info = probe(venv, str(venv.run_wrapper), env={"PYTHONPATH": str(tmp_path)})
+    assert info["user_sitecustomize"] == str(user)
+    assert Path(info["sitecustomize"]) == user  # the user's module is the one left in sys.modules
+    assert_activated(info, "run-wrapper")
+
+
+def test_run_wrapper_with_enable_keeps_both(site: Venv) -> None:
+    site.sitecustomize.write_bytes(USER_SITECUSTOMIZE)
+    assert cli(site, "enable").returncode == 0
+    info = probe(site, str(site.run_wrapper))
+    assert info["user_sitecustomize"] == str(site.sitecustomize)
+    assert_activated(info, "run-wrapper")
+
+
+def test_run_wrapper_covers_child_processes(venv: Venv) -> None:
+    code = "import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-c', sys.argv[1]]))"
+    proc = run(venv, str(venv.run_wrapper), "python", "-c", code, PROBE)
+    assert proc.returncode == 0, proc.stderr
+    assert_activated(json.loads(proc.stdout.strip().splitlines()[-1]), "run-wrapper")
+
+
+def test_run_wrapper_passes_the_exit_code_through(venv: Venv) -> None:
+    proc = run(venv, str(venv.run_wrapper), "python", "-c", "raise SystemExit(7)")
+    assert proc.returncode == 7
+
+
+def test_run_wrapper_unknown_command(venv: Venv) -> None:
+    proc = run(venv, str(venv.run_wrapper), "no-such-command-waiterfix", "x")
+    assert proc.returncode == 127
+    assert "no-such-command-waiterfix: command not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args,code", [([], 2), (["--help"], 0), (["-x", "python"], 2)])
+def test_run_wrapper_usage(venv: Venv, args: List[str], code: int) -> None:
+    proc = run(venv, str(venv.run_wrapper), *args)
+    assert proc.returncode == code
+    assert "usage: aiohttp-waiterfix-run" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- laziness and the kill switch, for every entry point -------------------------------
+
+
+@pytest.mark.parametrize("entry", ["import", "sitecustomize", "run-wrapper"])
+def test_a_process_that_never_imports_aiohttp_loads_neither_aiohttp_nor_wrapt(site: Venv, entry: str) -> None:
+    prefix: List[str] = []
+    code = NO_AIOHTTP_PROBE
+    if entry == "import":
+        code = "import aiohttp_waiterfix\n" + code
+    elif entry == "sitecustomize":
+        assert cli(site, "enable").returncode == 0
+    else:
+        prefix = [str(site.run_wrapper)]
+    proc = run(site, *prefix, str(site.python), "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+    # ...and it was activated all the same (the hook waits for aiohttp.connector):
+    pending = "import aiohttp_waiterfix._startup as s; print(s.pending_label)"
+    if entry == "import":
+        pending = "import aiohttp_waiterfix; " + pending
+    assert run(site, *prefix, str(site.python), "-c", pending).stdout.strip() == entry
+
+
+@pytest.mark.parametrize("entry", ["import", "sitecustomize", "run-wrapper"])
+def test_kill_switch(site: Venv, entry: str) -> None:
+    off = {"AIOHTTP_WAITERFIX": "0"}
+    if entry == "import":
+        assert_killed(probe(site, env=off))  # PROBE imports aiohttp_waiterfix itself
+    elif entry == "sitecustomize":
+        assert cli(site, "enable").returncode == 0
+        assert_killed(probe(site, env=off))
+    else:
+        info = probe(site, str(site.run_wrapper), env=off)
+        assert_killed(info)
+        assert "_bootstrap" not in info["pythonpath"]  # the command ran unchanged
