@@ -35,6 +35,8 @@ class Status:
 
 _lock = threading.RLock()
 _originals: Dict[str, Any] = {}
+_installed: Dict[str, Any] = {}
+"""What we put on the class, to check nobody wrapped it after us before reverting."""
 _status = Status(None, None, False, "not activated: apply() has not been called")
 _warned_reasons: Set[str] = set()
 
@@ -129,6 +131,7 @@ def _patch(cls: type) -> None:
         wrapt.apply_patch(cls, ADDED_METHOD, _connector._wait_for_available_connection)
         wrapt.wrap_function_wrapper(cls, "__init__", _connector.wrap_init)
         wrapt.wrap_function_wrapper(cls, "_close", _connector.wrap_close)
+        _installed.update((name, vars(cls)[name]) for name in (*_originals, ADDED_METHOD))
         _originals["__class__"] = cls
     except BaseException:
         _restore(cls)
@@ -142,6 +145,7 @@ def _restore(cls: type) -> None:
     if ADDED_METHOD in vars(cls):
         delattr(cls, ADDED_METHOD)
     _originals.clear()
+    _installed.clear()
 
 
 def revert() -> Status:
@@ -149,6 +153,14 @@ def revert() -> Status:
     with _lock:
         if not _status.applied:
             return _status
-        _restore(_originals["__class__"])
+        cls = _originals["__class__"]
+        covered = [name for name, ours in _installed.items() if vars(cls).get(name) is not ours]
+        if covered:
+            # Someone wrapped our methods after us: restoring the originals would silently drop their wrappers.
+            reason = f"revert refused: BaseConnector.{covered[0]} was replaced or wrapped after the patch; " \
+                "revert that first"
+            warnings.warn(reason, WaiterfixWarning, stacklevel=2)
+            return _status
+        _restore(cls)
         return _set(Status(_status.aiohttp_version, True, False, "reverted: the original connector methods are back",
                            _status.activated_by))

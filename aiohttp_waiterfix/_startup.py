@@ -51,27 +51,21 @@ def activation_enabled() -> bool:
     return True
 
 
-class _LoaderProxy:
-    """Runs the callback after the target module executed; everything else is the real loader's."""
+def _call_after_exec(loader: Any, callback: Callable[[Any], None]) -> None:
+    """Make ``loader.exec_module`` run ``callback(module)`` after it, once.
 
-    def __init__(self, loader: Any, callback: Callable[[Any], None]) -> None:
-        self._loader = loader
-        self._callback = callback
+    The hook is set on this loader *instance* and removes itself on entry, so
+    the module keeps aiohttp's own loader (``__loader__``), which other
+    import-time tools (e.g. ddtrace's module watchdog) rely on.
+    """
+    run_original = loader.exec_module
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
+    def exec_module(module: Any) -> None:
+        del loader.exec_module
+        run_original(module)  # its own errors propagate untouched
+        callback(module)
 
-    def create_module(self, spec: Any) -> Any:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        self._loader.exec_module(module)  # its own errors propagate untouched
-        # Put the real loader back, so reloads and introspection see aiohttp's own.
-        if getattr(module, "__loader__", None) is self:
-            module.__loader__ = self._loader
-        if getattr(module.__spec__, "loader", None) is self:
-            module.__spec__.loader = self._loader
-        self._callback(module)
+    loader.exec_module = exec_module
 
 
 class PostImportFinder:
@@ -103,10 +97,14 @@ class PostImportFinder:
                 return None
         finally:
             self._searching = False
-        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
+        loader = spec.loader
+        if loader is None or isinstance(loader, type) or not hasattr(loader, "exec_module"):
+            return spec  # not a loader instance we can hook; stay installed
+        try:
+            _call_after_exec(loader, self._callback)
+        except (AttributeError, TypeError):
+            return spec  # a loader that refuses attributes (slots); stay installed
         self.remove()
-        spec.loader = _LoaderProxy(spec.loader, self._callback)  # type: ignore[assignment]
         return spec
 
     def install(self) -> None:
