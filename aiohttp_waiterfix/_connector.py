@@ -139,6 +139,10 @@ async def _wait_for_available_connection(
     waiters = waiter_queues(self)
     attempts = 0
     while True:
+        if self._closed:
+            # waiterfix: nothing wakes waiters of a closed connector (and its
+            # stale per-host counts can keep a slot "taken"): fail now, not never.
+            raise ClientConnectionError("Connector is closed.")
         fut: asyncio.Future[None] = self._loop.create_future()
         keyed_waiters = waiters[key]
         keyed_waiters[fut] = None
