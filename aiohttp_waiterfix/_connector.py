@@ -176,7 +176,9 @@ async def _wait_for_available_connection(
         # waiterfix: woken but the slot is gone (taken by a new arrival, or the
         # wake-up was meant for another host whose slot is still free): pass the
         # wake-up on before queueing again, or that free slot may idle forever.
-        self._release_waiter()
+        # Only another host can use it (ours has no slot): skip the scan if none waits.
+        if len(self._waiters) > (key in self._waiters):
+            self._release_waiter()
         attempts += 1
 
 
