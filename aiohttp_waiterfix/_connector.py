@@ -72,7 +72,7 @@ def waiter_queues(connector: BaseConnector) -> Waiters:
     the futures keep their order, and the old code can still use the result.
     """
     waiters: Any = connector._waiters
-    if getattr(waiters, "default_factory", None) is deque:
+    if getattr(waiters, "default_factory", None) is deque:  # keep in step with _release_waiter
         converted = new_waiters()
         for key, queue in waiters.items():
             converted[key] = WaiterQueue.fromkeys(queue)
@@ -267,9 +267,11 @@ def _available_connections(self: BaseConnector, key: ConnectionKey) -> int:
 
 def _release_waiter(self: BaseConnector) -> None:
     """Wake the first waiter of a randomly chosen host that has a free slot."""
-    if not self._waiters:
+    waiters: Any = self._waiters
+    if not waiters:
         return
-    waiters = waiter_queues(self)
+    if getattr(waiters, "default_factory", None) is deque:  # inline check: this runs on every release
+        waiters = waiter_queues(self)
     # Shuffled so that no host is always served first.
     queues = list(waiters)
     random.shuffle(queues)
