@@ -66,9 +66,9 @@ def _apply_on_import(module: Any, activated_by: str) -> None:
 
 
 def _report_failure(exc: BaseException) -> None:
-    import warnings
+    from ._startup import warn
 
-    warnings.warn(f"aiohttp-waiterfix not applied: internal error {exc!r}", WaiterfixWarning, stacklevel=2)
+    warn(f"aiohttp-waiterfix not applied: internal error {exc!r}")
 
 
 def __getattr__(name: str) -> Any:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Set
 
-from ._startup import WaiterfixWarning
+from ._startup import warn as emit_warning
 
 logger = logging.getLogger("aiohttp_waiterfix")
+logger.addHandler(logging.NullHandler())  # a library: the application decides where logs go
 
 ADDED_METHOD = "_wait_for_available_connection"
 WRAPPED_METHODS = ("__init__", "_close")
@@ -46,7 +46,8 @@ def current() -> Status:
 
     with _lock:
         label = _startup.pending_label
-        if not _status.applied and label is not None and _startup.TARGET_MODULE not in sys.modules:
+        pending = label is not None and _startup.TARGET_MODULE not in sys.modules
+        if _status.activated_by is None and pending:
             return Status(installed_aiohttp_version(), None, False,
                           "waiting: the patch applies when aiohttp.connector is imported", label)
         if _status.activated_by is None and _startup.disabled_reason is not None:
@@ -69,7 +70,7 @@ def _set(status: Status, *, warn: bool = False) -> Status:
     _status = status
     if warn and status.reason not in _warned_reasons:
         _warned_reasons.add(status.reason)
-        warnings.warn(f"aiohttp-waiterfix not applied: {status.reason}", WaiterfixWarning, stacklevel=3)
+        emit_warning(f"aiohttp-waiterfix not applied: {status.reason}")
     logger.log(logging.INFO if status.applied or not warn else logging.WARNING, "%s", status.reason)
     return status
 
@@ -80,7 +81,11 @@ def apply(activated_by: str = "apply()") -> Status:
     Never raises for an environment problem: the result says what happened.
     """
     try:
-        import aiohttp.connector  # outside our lock: the import hook takes it too
+        # Outside our lock (the import hook takes it too), and the package first:
+        # importing the submodule first takes the import locks in the opposite
+        # order to an application's `import aiohttp` in another thread.
+        import aiohttp
+        import aiohttp.connector
     except Exception as exc:  # a missing or broken aiohttp must not break the host
         with _lock:
             if _status.applied:
@@ -159,7 +164,7 @@ def revert() -> Status:
             # Someone wrapped our methods after us: restoring the originals would silently drop their wrappers.
             reason = f"revert refused: BaseConnector.{covered[0]} was replaced or wrapped after the patch; " \
                 "revert that first"
-            warnings.warn(reason, WaiterfixWarning, stacklevel=2)
+            emit_warning(reason)
             return _status
         _restore(cls)
         return _set(Status(_status.aiohttp_version, True, False, "reverted: the original connector methods are back",

@@ -40,18 +40,24 @@ def activation_enabled() -> bool:
         disabled_reason = f"disabled by {ENV_VAR}={os.environ[ENV_VAR]}"
         return False
     if value not in _ON:
-        import warnings
-
-        warnings.warn(
+        warn(
             f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not one of 1/true/on/yes or "
-            "0/false/off/no; keeping the default (activated)",
-            WaiterfixWarning,
-            stacklevel=2,
+            "0/false/off/no; keeping the default (activated)"
         )
     return True
 
 
-def _call_after_exec(loader: Any, callback: Callable[[Any], None]) -> None:
+def warn(message: str) -> None:
+    """Emit a WaiterfixWarning that can never raise (even under ``-W error``)."""
+    import warnings
+
+    try:
+        warnings.warn(message, WaiterfixWarning, stacklevel=3)
+    except Exception:
+        pass
+
+
+def _call_after_exec(loader: Any, callback: Callable[[Any], None], on_error: Callable[[], None]) -> None:
     """Make ``loader.exec_module`` run ``callback(module)`` after it, once.
 
     The hook is set on this loader *instance* and removes itself on entry, so
@@ -62,7 +68,11 @@ def _call_after_exec(loader: Any, callback: Callable[[Any], None]) -> None:
 
     def exec_module(module: Any) -> None:
         del loader.exec_module
-        run_original(module)  # its own errors propagate untouched
+        try:
+            run_original(module)
+        except BaseException:
+            on_error()  # the module's own error propagates untouched; hook again next time
+            raise
         callback(module)
 
     loader.exec_module = exec_module
@@ -101,7 +111,7 @@ class PostImportFinder:
         if loader is None or isinstance(loader, type) or not hasattr(loader, "exec_module"):
             return spec  # not a loader instance we can hook; stay installed
         try:
-            _call_after_exec(loader, self._callback)
+            _call_after_exec(loader, self._callback, self.install)
         except (AttributeError, TypeError):
             return spec  # a loader that refuses attributes (slots); stay installed
         self.remove()
