@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._patcher import Status
 
 __version__ = "0.1.0"
-__all__ = ["Status", "WaiterfixWarning", "apply", "revert", "status", "__version__"]
+__all__ = ["Status", "WaiterfixWarning", "__version__", "apply", "revert", "status"]
 
 
 def apply() -> Status:

@@ -40,8 +40,7 @@ def _row(label: str, result: Optional[Dict[str, Any]]) -> str:
     if result is None:
         return f"  {label:<10} {'(run failed)':>10}"
     return (
-        f"  {label:<10} {result['ok']:>10} {result['timeouts']:>9} {result['ok_late']:>15} "
-        f"{result['late_rate']:>10.1f}"
+        f"  {label:<10} {result['ok']:>10} {result['timeouts']:>9} {result['ok_late']:>15} {result['late_rate']:>10.1f}"
     )
 
 
@@ -69,8 +68,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         runs.append(("as is", _run_scenario_subprocess(config, patched=True, label="as is")))
 
-    print(f"\n  {'run':<10} {'succeeded':>10} {'timeouts':>9} {'ok after ' + str(config.late_after) + 's':>15} "
-          f"{'ok/s late':>10}")
+    print(
+        f"\n  {'run':<10} {'succeeded':>10} {'timeouts':>9} {'ok after ' + str(config.late_after) + 's':>15} "
+        f"{'ok/s late':>10}"
+    )
     for label, result in runs:
         print(_row(label, result))
     print()
@@ -85,17 +86,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print("VERDICT: the patch did not apply here; run `python -m aiohttp_waiterfix status` for the reason.")
             return 1
         if serving and wedged:
-            print("VERDICT: FIXED. Unpatched, the connector wedged after the first timeouts "
-                  "(no request succeeded any more); patched, it kept serving.")
+            print(
+                "VERDICT: FIXED. Unpatched, the connector wedged after the first timeouts "
+                "(no request succeeded any more); patched, it kept serving."
+            )
         elif serving:
-            print("VERDICT: FIXED (patched run kept serving). The unpatched run did not wedge this time: the bug is "
-                  "a race, try again or with --slow-period 2 to see it.")
+            print(
+                "VERDICT: FIXED (patched run kept serving). The unpatched run did not wedge this time: the bug is "
+                "a race, try again or with --slow-period 2 to see it."
+            )
         else:
             print("VERDICT: NOT FIXED: the patched connector stopped serving. Please report this.")
         return 0 if serving else 1
     if verdict == FIXED:
-        print(f"VERDICT: the fix is upstream in this aiohttp ({version}); no patch needed. "
-              + ("It kept serving." if serving else "It did NOT keep serving: report this upstream."))
+        print(
+            f"VERDICT: the fix is upstream in this aiohttp ({version}); no patch needed. "
+            + ("It kept serving." if serving else "It did NOT keep serving: report this upstream.")
+        )
         return 0 if serving else 1
     print("VERDICT: this aiohttp release is not one we know; the shim leaves it untouched.")
     return 0 if serving else 1
@@ -150,15 +157,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         description="Run-time backport of aiohttp's cancellation-safe connection waiters (aiohttp#9671).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    verify = sub.add_parser("verify", help="show the deadlock and the fix on the loopback (about 10 s)",
-                            description=cmd_verify.__doc__)
+    verify = sub.add_parser(
+        "verify", help="show the deadlock and the fix on the loopback (about 10 s)", description=cmd_verify.__doc__
+    )
     verify.add_argument("--duration", type=float, default=4.0, help="seconds per run (default 4)")
     verify.add_argument("--slow-period", type=float, default=1.0, help="seconds of slow answers first (default 1)")
-    verify.add_argument("--late-after", type=float, default=2.5,
-                        help="count answers after this many seconds as 'late' (default 2.5)")
+    verify.add_argument(
+        "--late-after", type=float, default=2.5, help="count answers after this many seconds as 'late' (default 2.5)"
+    )
     verify.set_defaults(func=cmd_verify)
-    status = sub.add_parser("status", help="is this environment protected? (exit 1 if affected but not patched)",
-                            description=cmd_status.__doc__)
+    status = sub.add_parser(
+        "status",
+        help="is this environment protected? (exit 1 if affected but not patched)",
+        description=cmd_status.__doc__,
+    )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.add_argument("--no-import", action="store_true", help="do not import aiohttp (report the pending state)")
     status.set_defaults(func=cmd_status)

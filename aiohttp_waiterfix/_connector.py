@@ -132,9 +132,7 @@ async def connect(
     return Connection(self, key, proto, self._loop)
 
 
-async def _wait_for_available_connection(
-    self: BaseConnector, key: ConnectionKey, traces: List[Trace]
-) -> None:
+async def _wait_for_available_connection(self: BaseConnector, key: ConnectionKey, traces: List[Trace]) -> None:
     """Wait for an available connection slot."""
     waiters = waiter_queues(self)
     attempts = 0
@@ -182,9 +180,7 @@ async def _wait_for_available_connection(
         attempts += 1
 
 
-async def get_pooled(
-    self: BaseConnector, key: ConnectionKey, traces: List[Trace]
-) -> Optional[Connection]:
+async def get_pooled(self: BaseConnector, key: ConnectionKey, traces: List[Trace]) -> Optional[Connection]:
     """Get next reusable connection for the key or None.
 
     The connection will be marked as acquired.
@@ -300,17 +296,13 @@ def _release_acquired(self: BaseConnector, key: ConnectionKey, proto: ResponseHa
     self._release_waiter()
 
 
-def wrap_init(
-    wrapped: Callable[..., None], instance: BaseConnector, args: Any, kwargs: Any
-) -> None:
+def wrap_init(wrapped: Callable[..., None], instance: BaseConnector, args: Any, kwargs: Any) -> None:
     """``__init__`` wrapper: new connectors get the ordered-set waiter queues."""
     wrapped(*args, **kwargs)
     instance._waiters = new_waiters()  # type: ignore[assignment]
 
 
-def wrap_close(
-    wrapped: Callable[[], None], instance: BaseConnector, args: Any, kwargs: Any
-) -> None:
+def wrap_close(wrapped: Callable[[], None], instance: BaseConnector, args: Any, kwargs: Any) -> None:
     """``_close`` wrapper: cancel queued waiters, as 3.10.11 does.
 
     The original clears the waiters without waking them: their requests would

@@ -34,7 +34,7 @@ def code_fingerprint(code: CodeType) -> str:
     return digest.hexdigest()[:16]
 
 
-def _feed(digest: "hashlib._Hash", code: CodeType) -> None:
+def _feed(digest: hashlib._Hash, code: CodeType) -> None:
     digest.update(code.co_code)
     shape = (
         code.co_name,
@@ -87,8 +87,6 @@ def check_methods(cls: type, release: str, release_index: Dict[str, int]) -> Opt
         if not isinstance(code, CodeType) or type(method).__name__ != "function":
             return f"BaseConnector.{name} is not the plain function aiohttp defines (wrapped or replaced?)"
         ranges = known.get(name, {}).get(code_fingerprint(code))
-        if ranges is None or not any(
-            release_index[first] <= position <= release_index[last] for first, last in ranges
-        ):
+        if ranges is None or not any(release_index[first] <= position <= release_index[last] for first, last in ranges):
             return f"BaseConnector.{name} differs from aiohttp {release}'s code (locally patched or vendored?)"
     return None

@@ -48,8 +48,13 @@ def current() -> Status:
         label = _startup.pending_label
         pending = label is not None and _startup.TARGET_MODULE not in sys.modules
         if _status.activated_by is None and pending:
-            return Status(installed_aiohttp_version(), None, False,
-                          "waiting: the patch applies when aiohttp.connector is imported", label)
+            return Status(
+                installed_aiohttp_version(),
+                None,
+                False,
+                "waiting: the patch applies when aiohttp.connector is imported",
+                label,
+            )
         if _status.activated_by is None and _startup.disabled_reason is not None:
             return Status(installed_aiohttp_version(), None, False, _startup.disabled_reason)
         return _status
@@ -106,12 +111,16 @@ def apply_to_module(connector_module: Any, activated_by: str) -> Status:
         version = getattr(aiohttp_module, "__version__", None)
         verdict, reason, release = classify(version)
         if verdict != AFFECTED or release is None:
-            return _set(Status(version, False if verdict == "fixed" else None, False, reason, activated_by),
-                        warn=verdict != "fixed")
+            return _set(
+                Status(version, False if verdict == "fixed" else None, False, reason, activated_by),
+                warn=verdict != "fixed",
+            )
         cls = getattr(connector_module, "BaseConnector", None)
         if not isinstance(cls, type):
-            return _set(Status(version, True, False, "refused: aiohttp.connector has no BaseConnector class",
-                               activated_by), warn=True)
+            return _set(
+                Status(version, True, False, "refused: aiohttp.connector has no BaseConnector class", activated_by),
+                warn=True,
+            )
         if ADDED_METHOD in vars(cls):
             mismatch: Optional[str] = f"BaseConnector already has {ADDED_METHOD} (patched by someone else?)"
         else:
@@ -119,7 +128,15 @@ def apply_to_module(connector_module: Any, activated_by: str) -> Status:
         if mismatch is not None:
             return _set(Status(version, True, False, f"refused: {mismatch}", activated_by), warn=True)
         _patch(cls)
-        return _set(Status(version, True, True, f"patched aiohttp {version}: cancellation-safe waiters (aiohttp#9671)", activated_by))
+        return _set(
+            Status(
+                version,
+                True,
+                True,
+                f"patched aiohttp {version}: cancellation-safe waiters (aiohttp#9671)",
+                activated_by,
+            )
+        )
 
 
 def _patch(cls: type) -> None:
@@ -162,10 +179,18 @@ def revert() -> Status:
         covered = [name for name, ours in _installed.items() if vars(cls).get(name) is not ours]
         if covered:
             # Someone wrapped our methods after us: restoring the originals would silently drop their wrappers.
-            reason = f"revert refused: BaseConnector.{covered[0]} was replaced or wrapped after the patch; " \
-                "revert that first"
+            reason = (
+                f"revert refused: BaseConnector.{covered[0]} was replaced or wrapped after the patch; revert that first"
+            )
             emit_warning(reason)
             return _status
         _restore(cls)
-        return _set(Status(_status.aiohttp_version, True, False, "reverted: the original connector methods are back",
-                           _status.activated_by))
+        return _set(
+            Status(
+                _status.aiohttp_version,
+                True,
+                False,
+                "reverted: the original connector methods are back",
+                _status.activated_by,
+            )
+        )

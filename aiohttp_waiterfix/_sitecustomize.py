@@ -330,9 +330,8 @@ def probe(executable: Optional[str] = None) -> Any:
     proc = subprocess.run(
         [executable or sys.executable, "-c", _PROBE],
         env=_probe_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     lines = proc.stdout.strip().splitlines()

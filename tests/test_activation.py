@@ -193,7 +193,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         env=env,
         check=True,
         stdout=subprocess.PIPE,
-        universal_newlines=True,
+        text=True,
     ).stdout.strip()
     return Venv(root, python, bindir, Path(site))
 
@@ -219,9 +219,8 @@ def run(venv: Venv, *args: str, env: Optional[Dict[str, str]] = None) -> subproc
     return subprocess.run(
         list(args),
         env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 

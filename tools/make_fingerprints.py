@@ -53,8 +53,19 @@ def fetch_sources(cache: Path) -> dict[str, str]:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                 f"aiohttp=={release}", "-d", str(cache / release)],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    f"aiohttp=={release}",
+                    "-d",
+                    str(cache / release),
+                ],
                 check=True,
             )
             sdist = next((cache / release).glob("aiohttp-*.tar.gz"))
@@ -90,7 +101,9 @@ def main() -> None:
             continue
         result = subprocess.run(
             [python, "-c", _COMPILE_SNIPPET, str(ROOT), json.dumps(sources)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         for key, methods in json.loads(result.stdout).items():
             table[key] = {

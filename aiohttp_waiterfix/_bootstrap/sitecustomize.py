@@ -12,7 +12,7 @@ import os
 import sys
 
 
-def _activate():
+def _activate():  # type: () -> bool
     try:
         import aiohttp_waiterfix
     except Exception:  # not installed for this interpreter: stay out of its way
@@ -24,7 +24,7 @@ def _activate():
     return True
 
 
-def _chain():
+def _chain():  # type: () -> bool
     """Import the next ``sitecustomize`` on sys.path; return True if there was one."""
     here = os.path.normcase(os.path.dirname(os.path.abspath(__file__)))
     positions = [i for i, entry in enumerate(sys.path) if os.path.normcase(os.path.abspath(entry or ".")) == here]
