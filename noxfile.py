@@ -39,7 +39,7 @@ from nox.command import CommandFailed
 ROOT = Path(__file__).resolve().parent
 nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"  # the machines reach package indexes only
-nox.options.sessions = ["lint", "tests", "conformance", "conformance_unpatched", "prove_failing"]
+nox.options.sessions = ["lint", "package", "tests", "conformance", "conformance_unpatched", "prove_failing"]
 
 
 # --- interpreters ------------------------------------------------------------------------------------------------
@@ -387,6 +387,16 @@ def randomized(session: nox.Session, aiohttp: str) -> None:
     )
 
 
+# Pairs left out of the matrix: neither a wheel nor a working build.  aiohttp 3.8.0 and 3.8.1 predate Python
+# 3.11, where asyncio.TimeoutError became the built-in TimeoutError, an OSError: their client turns a request
+# timeout into ClientOSError (3.8.2 fixed it; seen failing test_randomized's timeout checks on 3.12).
+MATRIX_LEFT_OUT: Dict[Tuple[str, str], str] = {
+    (release, minor): "aiohttp < 3.8.2 does not support Python 3.11+ (timeouts become ClientOSError)"
+    for release in ("3.8.0", "3.8.1")
+    for minor in ("3.11", "3.12", "3.13")
+}
+
+
 def _matrix_runs() -> List[object]:
     runs: List[object] = []
     for minor in PYTHON_MINORS:
@@ -394,7 +404,9 @@ def _matrix_runs() -> List[object]:
         if python is None:
             continue
         for release in AFFECTED:
-            # No wheel (3.9.0-3.10.4 on Python 3.13): build the sdist without its C extensions.
+            if (release, minor) in MATRIX_LEFT_OUT:
+                continue
+            # No wheel (3.8.2-3.8.6 on 3.12+, 3.9.0-3.10.4 on 3.13): build the sdist without its C extensions.
             variant = "wheel" if has_wheel(release, minor) else "sdist-pure-python"
             label = f"python='{minor}', aiohttp='{release}'" + ("" if variant == "wheel" else f", {variant}")
             runs.append(nox.param(python, release, variant, id=label))
@@ -424,3 +436,51 @@ def matrix(session: nox.Session, aiohttp: str, variant: str) -> None:
         install(session, aiohttp, *TEST_DEPS)
     check_status(session, aiohttp, env)
     session.run(*pytest_cmd(session, "-p", "no:cacheprovider", "-q", *suite_args(aiohttp, full=True)), env=env)
+
+
+# --- packaging and coexistence -------------------------------------------------------------------------------------
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def package(session: nox.Session) -> None:
+    """Build the sdist and wheel, install the wheel alone into this clean env, and check what users get."""
+    session.install("build")
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT))
+    wheel = next(dist.glob("*.whl"))
+    sdist = next(dist.glob("*.tar.gz"))
+    session.install(str(wheel))  # no aiohttp: importing must still work, and say why nothing was patched
+    check = (
+        "import pathlib, sys, tarfile, zipfile, aiohttp_waiterfix as w; "
+        "pkg = pathlib.Path(w.__file__).parent; "
+        "assert (pkg / 'py.typed').exists() and (pkg / '_bootstrap' / 'sitecustomize.py').exists(); "
+        "assert 'site-packages' in str(pkg), pkg; "
+        f"names = tarfile.open({str(sdist)!r}).getnames(); "
+        "assert any(n.endswith('aiohttp_waiterfix/py.typed') for n in names), 'py.typed missing from sdist'; "
+        f"wheel_names = zipfile.ZipFile({str(wheel)!r}).namelist(); "
+        "assert not any(n.startswith('tests/') for n in wheel_names), 'tests shipped in the wheel'; "
+        "print(w.__version__, w.status())"
+    )
+    session.chdir(str(tmp))  # away from the checkout, so the installed wheel is what gets imported
+    session.run("python", "-c", check, env={"PYTHONPATH": ""})
+    session.run("python", "-m", "aiohttp_waiterfix", "--help", silent=True)
+
+
+# Pinned as tested together (Python 3.11, aiohttp 3.10.10); see tests/test_coexistence.py.
+COEXISTENCE_DEPS = (
+    "opentelemetry-sdk==1.45.1",
+    "opentelemetry-instrumentation-aiohttp-client==0.66b1",
+    "ddtrace==4.16.0",
+)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def coexistence(session: nox.Session) -> None:
+    """With OpenTelemetry's and ddtrace's aiohttp instrumentation active too: still fixed, their spans intact."""
+    install(session, NEWEST_AFFECTED, "pytest", *COEXISTENCE_DEPS)
+    # -p no:ddtrace: ddtrace's own pytest plugin would try to reach a local trace agent.
+    session.run(
+        "pytest", "-p", "no:ddtrace", "-p", "no:cacheprovider", "-q", "tests/test_coexistence.py", *session.posargs
+    )
