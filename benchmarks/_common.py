@@ -441,3 +441,60 @@ def machine_info() -> Dict[str, Any]:
         "git_head": commit,
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+# --------------------------------------------------------------------------- shared by the workers
+
+
+def fake_connector_class() -> Tuple[Any, Any, List[Any]]:
+    """(Connector class, request, protocols created) for no-I/O connector benchmarks (inside a venv).
+
+    The connector's ``_create_connection`` returns a stand-in for a healthy
+    ResponseHandler (connected, not ``should_close``), so acquire/release cycles
+    exercise only the slot and pool logic.
+    """
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import BaseConnector
+    from yarl import URL
+
+    class FakeProtocol:
+        should_close = False
+        transport = None
+        closed = False
+
+        def is_connected(self) -> bool:
+            return True
+
+        def close(self) -> None:
+            self.closed = True
+
+    created: List[FakeProtocol] = []
+
+    class Connector(BaseConnector):  # type: ignore[misc]
+        async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+            created.append(FakeProtocol())
+            return created[-1]
+
+    loop = asyncio.get_running_loop()
+    key = ClientRequest("GET", URL("http://127.0.0.1:8080/"), loop=loop).connection_key
+    return Connector, SimpleNamespace(connection_key=key), created
+
+
+def bench_main(
+    run: Callable[[], Dict[str, Any]],
+    worker: Optional[Callable[[List[str]], None]] = None,
+    argv: Optional[List[str]] = None,
+) -> int:
+    """A benchmark script's entry point: ``--worker ARGS`` runs inside an environment, else the whole benchmark.
+
+    Exits 1 when a goal is FAILed (NOISE does not fail).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if worker is not None and argv and argv[0] == "--worker":
+        worker(argv[1:])
+        return 0
+    result = run()
+    return 1 if any(g["verdict"] == "FAIL" for g in result["goals"]) else 0

@@ -34,7 +34,6 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,10 +44,12 @@ from _common import (
     UPSTREAM,
     Env,
     Goal,
+    bench_main,
     callgrind_available,
     callgrind_control,
     callgrind_dumps,
     emit,
+    fake_connector_class,
     in_parallel,
     interleaved,
     prepare,
@@ -78,27 +79,9 @@ def case_name(tasks: int, cancel_every: int) -> str:
 
 async def _one_run(tasks: int, total: int, cancel_every: int, stall: float) -> Dict[str, Any]:
     import aiohttp
-    from aiohttp.client_reqrep import ClientRequest
-    from aiohttp.connector import BaseConnector
-    from yarl import URL
 
-    class FakeProtocol:
-        should_close = False
-        transport = None
-
-        def is_connected(self) -> bool:
-            return True
-
-        def close(self) -> None:
-            pass
-
-    class Connector(BaseConnector):
-        async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
-            return FakeProtocol()
-
+    Connector, req, _ = fake_connector_class()
     loop = asyncio.get_running_loop()
-    key = ClientRequest("GET", URL("http://127.0.0.1:8080/"), loop=loop).connection_key
-    req: Any = SimpleNamespace(connection_key=key)
     timeout = aiohttp.ClientTimeout(total=60)
     traces: List[Any] = []
     connector = Connector(limit=LIMIT)
@@ -356,12 +339,7 @@ def run(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--worker":
-        worker(argv[1:])
-        return 0
-    result = run()
-    return 1 if any(g["verdict"] == "FAIL" for g in result["goals"]) else 0
+    return bench_main(run, worker, argv)
 
 
 if __name__ == "__main__":

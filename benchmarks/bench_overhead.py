@@ -31,7 +31,6 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,10 +41,12 @@ from _common import (
     UPSTREAM,
     Env,
     Goal,
+    bench_main,
     callgrind_available,
     callgrind_control,
     callgrind_dumps,
     emit,
+    fake_connector_class,
     in_parallel,
     interleaved,
     median,
@@ -69,33 +70,8 @@ IR_FAIL_RATIO = 1.10
 
 async def _measure(cycles: int, repeats: int, callgrind: Optional[List[int]] = None) -> Dict[str, Any]:
     import aiohttp
-    from aiohttp.client_reqrep import ClientRequest
-    from aiohttp.connector import BaseConnector
-    from yarl import URL
 
-    class FakeProtocol:
-        """What the connector asks of a pooled, healthy ResponseHandler."""
-
-        should_close = False
-        transport = None
-        closed = False
-
-        def is_connected(self) -> bool:
-            return True
-
-        def close(self) -> None:
-            self.closed = True
-
-    created: List[FakeProtocol] = []
-
-    class Connector(BaseConnector):
-        async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
-            created.append(FakeProtocol())
-            return created[-1]
-
-    loop = asyncio.get_running_loop()
-    key = ClientRequest("GET", URL("http://127.0.0.1:8080/"), loop=loop).connection_key
-    req: Any = SimpleNamespace(connection_key=key)
+    Connector, req, created = fake_connector_class()
     timeout = aiohttp.ClientTimeout(total=5)
     traces: List[Any] = []
     connector = Connector(limit=100)
@@ -237,12 +213,7 @@ def run(rounds: int = 5, cycles: int = 20_000, repeats: int = 10, callgrind: boo
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--worker":
-        worker(argv[1:])
-        return 0
-    result = run()
-    return 1 if any(g["verdict"] == "FAIL" for g in result["goals"]) else 0
+    return bench_main(run, worker, argv)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from _common import (
     UNPATCHED,
     UPSTREAM,
     Goal,
+    bench_main,
     interleaved,
     plot_python,
     prepare,
@@ -148,8 +149,7 @@ def make_plot(result: Dict[str, Any]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    result = run()
-    return 1 if any(g["verdict"] == "FAIL" for g in result["goals"]) else 0
+    return bench_main(run, argv=argv)
 
 
 if __name__ == "__main__":

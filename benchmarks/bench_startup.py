@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PATCHED, Goal, check_env, median, prepare, save_section, table
+from _common import PATCHED, Goal, bench_main, check_env, median, prepare, save_section, table
 
 ENV = PATCHED
 GOAL_MS = 5.0
@@ -290,8 +290,7 @@ def run(runs: int = 60, aiohttp_runs: int = 30) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    result = run()
-    return 1 if any(g["verdict"] == "FAIL" for g in result["goals"]) else 0
+    return bench_main(run, argv=argv)
 
 
 if __name__ == "__main__":
