@@ -235,8 +235,9 @@ def tests(session: nox.Session, aiohttp: str) -> None:
 
 # --- conformance: aiohttp 3.10.11's own connector tests ----------------------------------------------------------
 
-# As pinned by aiohttp 3.10.11's requirements/test.txt.  test_connector.py imports aiohappyeyeballs itself
-# (a dependency of aiohttp only from 3.10.0) and pytest_mock; its conftest uses trustme when present.
+# pytest, pytest-mock and trustme as pinned by aiohttp 3.10.11's requirements/test.txt (its conftest uses trustme
+# when present).  test_connector.py imports aiohappyeyeballs itself, a dependency of aiohttp only from 3.10.0:
+# at least 3.10.11's pin, and whatever the release under test requires.
 CONFORMANCE_DEPS = ("pytest==8.3.2", "pytest-mock==3.14.0", "trustme==1.1.0", "aiohappyeyeballs>=2.3.4")
 UPSTREAM_TESTS = ROOT / "tests" / "conformance" / "upstream" / "test_connector.py"
 
@@ -430,7 +431,7 @@ def matrix(session: nox.Session, aiohttp: str, variant: str) -> None:
         env["AIOHTTP_NO_EXTENSIONS"] = "1"  # the wheel is installed, its C parser and helpers stay unused
         install(session, aiohttp, *TEST_DEPS)
     elif variant == "uvloop":
-        env["WAITERFIX_TEST_UVLOOP"] = "1"  # tests/support.py must then run each test in a uvloop loop
+        env["WAITERFIX_TEST_UVLOOP"] = "1"  # tests/conftest.py then sets uvloop's event loop policy
         install(session, aiohttp, *TEST_DEPS, "uvloop")
     else:
         install(session, aiohttp, *TEST_DEPS)

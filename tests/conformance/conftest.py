@@ -7,7 +7,8 @@ upstream conftest and test module, does three things:
 1. imports ``aiohttp_waiterfix`` so the patch is active, and stops the run if
    it is not (unless ``AIOHTTP_WAITERFIX=0`` asked for the unpatched run);
 2. supplies module-level names that 3.10.11's test file imports but an older
-   release lacks (shims; only names, never behaviour the waiter fix is about);
+   release lacks, and on 3.8.x-3.9.1 spells the pool key's default ``ssl`` the
+   new way (shims: nothing the waiter fix is about);
 3. deselects the tests listed in ``exclusions.py`` for this release: tests of
    3.10.11 changes that are no part of the waiter fix.
 
@@ -36,17 +37,18 @@ HERE = Path(__file__).resolve().parent
 aiohttp_version = Version(aiohttp.__version__)
 
 
-def _load_exclusions() -> Any:
+def _load(name: str) -> Any:
     # Loaded by path: this directory is not a package and is not on sys.path
     # under a name we control.
-    spec = importlib.util.spec_from_file_location("waiterfix_conformance_exclusions", HERE / "exclusions.py")
+    spec = importlib.util.spec_from_file_location(f"waiterfix_conformance_{name}", HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-EXCLUSIONS = _load_exclusions()
+EXCLUSIONS = _load("exclusions")
+FIX_TESTS = _load("fix_tests").FIX_TESTS
 
 
 def _install_shims() -> List[str]:
@@ -126,6 +128,9 @@ def pytest_configure(config: pytest.Config) -> None:
             "tests/conformance/upstream/ is empty: run `python tests/conformance/fetch_upstream.py` "
             "(or `nox -s conformance`) to fetch aiohttp 3.10.11's connector tests"
         )
+    excluded_fix_tests = sorted(name for name in FIX_TESTS if EXCLUSIONS.reason_for(name, aiohttp_version))
+    if excluded_fix_tests:
+        raise pytest.UsageError(f"exclusions.py excludes tests of the fix: {', '.join(excluded_fix_tests)}")
     status = aiohttp_waiterfix.status()
     if PATCH_EXPECTED and not status.applied:
         raise pytest.UsageError(f"conformance run needs the patch, but it is not applied: {status.reason}")
