@@ -123,10 +123,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = aiohttp_waiterfix.status()
     if status.affected is None and not status.applied and status.aiohttp_version is not None:
         # Not activated in this process (kill switch, or not imported): classify for the report.
-        from ._versions import AFFECTED, classify
+        from ._versions import affected as affected_for
+        from ._versions import classify
 
-        verdict, _, _ = classify(status.aiohttp_version)
-        affected: Optional[bool] = True if verdict == AFFECTED else (False if verdict == "fixed" else None)
+        affected = affected_for(classify(status.aiohttp_version)[0])
     else:
         affected = status.affected
     protected = status.applied or affected is False

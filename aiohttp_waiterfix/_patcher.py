@@ -102,7 +102,7 @@ def apply(activated_by: str = "apply()") -> Status:
 def apply_to_module(connector_module: Any, activated_by: str) -> Status:
     """Apply the patch to an imported ``aiohttp.connector`` (also the import hook's entry)."""
     from ._fingerprint import check_methods
-    from ._versions import AFFECTED, RELEASE_INDEX, classify
+    from ._versions import AFFECTED, FIXED, RELEASE_INDEX, affected, classify
 
     with _lock:
         if _status.applied:
@@ -112,8 +112,8 @@ def apply_to_module(connector_module: Any, activated_by: str) -> Status:
         verdict, reason, release = classify(version)
         if verdict != AFFECTED or release is None:
             return _set(
-                Status(version, False if verdict == "fixed" else None, False, reason, activated_by),
-                warn=verdict != "fixed",
+                Status(version, affected(verdict), False, reason, activated_by),
+                warn=verdict != FIXED,
             )
         cls = getattr(connector_module, "BaseConnector", None)
         if not isinstance(cls, type):

@@ -24,6 +24,11 @@ FIXED = "fixed"
 UNKNOWN = "unknown"
 
 
+def affected(verdict: str) -> Optional[bool]:
+    """The ``Status.affected`` value for a verdict: True, False, or None when unknown."""
+    return {AFFECTED: True, FIXED: False}.get(verdict)
+
+
 def classify(version: Optional[str]) -> Tuple[str, str, Optional[str]]:
     """Return ``(verdict, reason, release)`` for an aiohttp version string.
 
