@@ -25,9 +25,12 @@ Pass pytest arguments after ``--``: ``nox -s "tests(aiohttp='3.10.10')" -- -k wa
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
+import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
@@ -64,6 +67,7 @@ def _interpreter(minor: str) -> Optional[str]:
 
 
 PYTHONS: Dict[str, Optional[str]] = {minor: _interpreter(minor) for minor in PYTHON_MINORS}
+MINOR_OF: Dict[str, str] = {path: minor for minor, path in PYTHONS.items() if path}
 MISSING_PYTHONS = [minor for minor, path in PYTHONS.items() if path is None]
 if MISSING_PYTHONS:
     print(f"noxfile: no interpreter for Python {', '.join(MISSING_PYTHONS)}: their runs are left out", file=sys.stderr)
@@ -137,14 +141,17 @@ def install(session: nox.Session, release: str, *deps: str) -> None:
     session.install(f"aiohttp=={release}", "-e", str(ROOT), *deps)
 
 
+def expects_patch(release: str, env: Optional[Dict[str, str]] = None) -> bool:
+    return release in AFFECTED and (env or {}).get("AIOHTTP_WAITERFIX", "1") != "0"
+
+
 def check_status(session: nox.Session, release: str, env: Optional[Dict[str, str]] = None) -> None:
     """Fail unless the patch is applied on affected releases and left alone on the others."""
-    expect_applied = release in AFFECTED and (env or {}).get("AIOHTTP_WAITERFIX", "1") != "0"
     code = (
         "import aiohttp_waiterfix, aiohttp, aiohttp.connector; s = aiohttp_waiterfix.status(); "
         f"print('aiohttp', aiohttp.__version__, '|', s); "
         f"assert aiohttp.__version__ == {release!r}, aiohttp.__version__; "
-        f"assert s.applied is {expect_applied}, s"
+        f"assert s.applied is {expects_patch(release, env)}, s"
     )
     session.run("python", "-c", code, env=env, silent=False)
 
@@ -168,6 +175,38 @@ def junit_results(path: Path) -> List[Tuple[str, str, str]]:
                 break
         results.append((name, outcome, message))
     return results
+
+
+# Each run of our suite leaves one JSON record here; tools/compat_table.py turns them into the README's table.
+RESULTS_DIR = Path(os.environ.get("WAITERFIX_RESULTS_DIR", str(ROOT / ".nox" / "_results")))
+
+
+def run_suite(session: nox.Session, release: str, variant: str, args: List[str], env: Dict[str, str]) -> None:
+    """pytest on our suite, then record (python, release, variant) -> outcome and counts, pass or fail."""
+    junit = Path(session.create_tmp()) / "suite.xml"
+    junit.unlink(missing_ok=True)
+    started, outcome = time.monotonic(), "failed"
+    try:
+        session.run(*pytest_cmd(session, "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *args), env=env)
+        outcome = "passed"
+    finally:
+        counts: Dict[str, int] = {}
+        for _, result, _ in junit_results(junit):
+            counts[result] = counts.get(result, 0) + 1
+        python = str(session.python)
+        record = {
+            "python": MINOR_OF.get(python, python),
+            "aiohttp": release,
+            "variant": variant,
+            "patched": expects_patch(release, env),
+            "outcome": outcome,
+            "counts": counts,
+            "seconds": round(time.monotonic() - started),
+            "session": session.name,
+        }
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        name = f"{record['python']}-{release}-{variant}.json"
+        (RESULTS_DIR / name).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 # --- lint --------------------------------------------------------------------------------------------------------
@@ -230,7 +269,7 @@ def tests(session: nox.Session, aiohttp: str) -> None:
     install(session, aiohttp, *TEST_DEPS)
     check_status(session, aiohttp)
     full = aiohttp in TESTS_FULL or os.environ.get("WAITERFIX_TESTS_FULL") == "1"
-    session.run(*pytest_cmd(session, "-p", "no:cacheprovider", "-q", *suite_args(aiohttp, full=full)))
+    run_suite(session, aiohttp, "wheel" if full else "wheel-reduced", suite_args(aiohttp, full=full), {})
 
 
 # --- conformance: aiohttp 3.10.11's own connector tests ----------------------------------------------------------
@@ -263,9 +302,14 @@ def run_conformance(session: nox.Session, release: str, *, patched: bool) -> Pat
     """Run the upstream file against ``release``; return the junit xml path."""
     fetch_upstream(session)
     install(session, release, *CONFORMANCE_DEPS)
-    env = {"AIOHTTP_WAITERFIX": "1" if patched else "0"}
+    # Upstream's unix_sockname fixture puts the socket under $TMPDIR, which nox points into the checkout; a deep
+    # checkout makes the path longer than AF_UNIX allows.  The system temp dir is short.
+    env = {"AIOHTTP_WAITERFIX": "1" if patched else "0", "TMPDIR": tempfile.gettempdir()}
     check_status(session, release, env)
     junit = Path(session.create_tmp()) / f"conformance-{release}-{'patched' if patched else 'unpatched'}.xml"
+    junit.unlink(missing_ok=True)
+    # Unpatched, failures are the expected outcome (the caller checks which): no per-test failure report.
+    report = ["-rfE"] if patched else ["-rN", "--tb=no"]
     session.run(
         *pytest_cmd(
             session,
@@ -274,7 +318,7 @@ def run_conformance(session: nox.Session, release: str, *, patched: bool) -> Pat
             "--confcutdir",
             str(ROOT / "tests" / "conformance"),  # keep tests/conftest.py out of the upstream run
             "-q",
-            "-rfE",
+            *report,
             f"--junitxml={junit}",
             str(UPSTREAM_TESTS),
         ),
@@ -305,7 +349,7 @@ def conformance_unpatched(session: nox.Session, aiohttp: str) -> None:
     fix_tests = _load("_waiterfix_fix_tests", ROOT / "tests" / "conformance" / "fix_tests.py").FIX_TESTS
     results = junit_results(run_conformance(session, aiohttp, patched=False))
     failed = {name.rsplit("::", 1)[1] for name, outcome, _ in results if outcome in ("failed", "error")}
-    session.log(f"unpatched aiohttp {aiohttp}: {len(failed)} of {len(results)} upstream tests fail")
+    session.log(f"unpatched aiohttp {aiohttp}: {len(failed)} of {len(results)} upstream tests fail; checking they are the tests of the fix")
     problems = [f"fails but is not a test of the fix: {name}" for name in sorted(failed - fix_tests)]
     problems += [f"test of the fix passes unpatched: {name}" for name in sorted(fix_tests - failed)]
     if not failed or problems:
@@ -335,7 +379,8 @@ def prove_failing(session: nox.Session, aiohttp: str) -> None:
         junit = Path(session.create_tmp()) / f"prove-{marker}.xml"
         junit.unlink(missing_ok=True)
         session.run(
-            *pytest_cmd(session, "-p", "no:cacheprovider", "-q", "--tb=no", "-m", marker, f"--junitxml={junit}"),
+            # Failing is the expected outcome here: no per-test failure report (-rN), the log below says what failed.
+            *pytest_cmd(session, "-p", "no:cacheprovider", "-q", "--tb=no", "-rN", "-m", marker, f"--junitxml={junit}"),
             env=env,
             success_codes=[0, 1, 5],  # failures are what we want; 5 = no tests selected, reported below
         )
@@ -346,7 +391,7 @@ def prove_failing(session: nox.Session, aiohttp: str) -> None:
         session.log(f"-m {marker} on unpatched aiohttp {aiohttp}: {len(results)} tests")
         for name, outcome, message in results:
             # Only a failure in the test itself proves something; a setup error or a skip does not.
-            session.log(f"  {'ok ' if outcome == 'failed' else 'BAD'} {outcome:<7} {name}  {message}")
+            session.log(f"  {'ok, fails unpatched' if outcome == 'failed' else 'BAD: ' + outcome:<19} {name}  {message}")
             if outcome != "failed":
                 problems.append(f"-m {marker}: {name} {outcome} on unpatched aiohttp {aiohttp} (must fail)")
     if problems:
@@ -398,6 +443,13 @@ MATRIX_LEFT_OUT: Dict[Tuple[str, str], str] = {
 }
 
 
+# The releases the patch must leave alone, on every Python they have wheels for (3.14.x needs Python >= 3.10).
+MATRIX_UNTOUCHED: Tuple[Tuple[str, str], ...] = (
+    *((FIXED_RELEASE, minor) for minor in PYTHON_MINORS),
+    *((NEWEST_RELEASE, minor) for minor in PYTHON_MINORS if _key(minor) >= _key("3.10")),
+)
+
+
 def _matrix_runs() -> List[object]:
     runs: List[object] = []
     for minor in PYTHON_MINORS:
@@ -411,6 +463,8 @@ def _matrix_runs() -> List[object]:
             variant = "wheel" if has_wheel(release, minor) else "sdist-pure-python"
             label = f"python='{minor}', aiohttp='{release}'" + ("" if variant == "wheel" else f", {variant}")
             runs.append(nox.param(python, release, variant, id=label))
+        for release in (r for r, m in MATRIX_UNTOUCHED if m == minor):
+            runs.append(nox.param(python, release, "wheel", id=f"python='{minor}', aiohttp='{release}'"))
     for variant in ("pure-python", "uvloop"):
         label = f"python='3.11', aiohttp='{NEWEST_AFFECTED}', {variant}"
         runs.append(nox.param(DEFAULT_PYTHON, NEWEST_AFFECTED, variant, id=label))
@@ -420,7 +474,10 @@ def _matrix_runs() -> List[object]:
 @nox.session
 @nox.parametrize(("python", "aiohttp", "variant"), _matrix_runs())
 def matrix(session: nox.Session, aiohttp: str, variant: str) -> None:
-    """Our tests on every affected release x every Python 3.8-3.13, plus pure-Python and uvloop runs."""
+    """Our tests on every release x every Python 3.8-3.13, plus pure-Python and uvloop runs.
+
+    Each run leaves a record in .nox/_results; `python3 tools/compat_table.py` turns them into the README's table.
+    """
     env: Dict[str, str] = {}
     if variant == "sdist-pure-python":
         # AIOHTTP_NO_EXTENSIONS=1 at build time builds no C extension, at run time it selects the
@@ -436,7 +493,7 @@ def matrix(session: nox.Session, aiohttp: str, variant: str) -> None:
     else:
         install(session, aiohttp, *TEST_DEPS)
     check_status(session, aiohttp, env)
-    session.run(*pytest_cmd(session, "-p", "no:cacheprovider", "-q", *suite_args(aiohttp, full=True)), env=env)
+    run_suite(session, aiohttp, variant, suite_args(aiohttp, full=True), env)
 
 
 # --- packaging and coexistence -------------------------------------------------------------------------------------
