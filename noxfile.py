@@ -438,16 +438,21 @@ def randomized(session: nox.Session, aiohttp: str) -> None:
 # 3.11, where asyncio.TimeoutError became the built-in TimeoutError, an OSError: their client turns a request
 # timeout into ClientOSError (3.8.2 fixed it; seen failing test_randomized's timeout checks on 3.12).
 MATRIX_LEFT_OUT: Dict[Tuple[str, str], str] = {
-    (release, minor): "aiohttp < 3.8.2 does not support Python 3.11+ (timeouts become ClientOSError)"
-    for release in ("3.8.0", "3.8.1")
-    for minor in ("3.11", "3.12", "3.13")
+    **{
+        (release, minor): "aiohttp < 3.8.2 does not support Python 3.11+ (timeouts become ClientOSError)"
+        for release in ("3.8.0", "3.8.1")
+        for minor in ("3.11", "3.12", "3.13")
+    },
+    **{(NEWEST_RELEASE, minor): f"aiohttp {NEWEST_RELEASE} requires Python 3.10+" for minor in ("3.8", "3.9")},
 }
 
 
-# The releases the patch must leave alone, on every Python they have wheels for (3.14.x needs Python >= 3.10).
-MATRIX_UNTOUCHED: Tuple[Tuple[str, str], ...] = (
-    *((FIXED_RELEASE, minor) for minor in PYTHON_MINORS),
-    *((NEWEST_RELEASE, minor) for minor in PYTHON_MINORS if _key(minor) >= _key("3.10")),
+# The releases the patch must leave alone, on every Python they support.
+MATRIX_UNTOUCHED: Tuple[Tuple[str, str], ...] = tuple(
+    (release, minor)
+    for release in (FIXED_RELEASE, NEWEST_RELEASE)
+    for minor in PYTHON_MINORS
+    if (release, minor) not in MATRIX_LEFT_OUT
 )
 
 
@@ -477,7 +482,7 @@ def _matrix_runs() -> List[object]:
 def matrix(session: nox.Session, aiohttp: str, variant: str) -> None:
     """Our tests on every release x every Python 3.8-3.13, plus pure-Python and uvloop runs.
 
-    Each run leaves a record in .nox/_results; `python3 tools/compat_table.py` turns them into the README's table.
+    Each run leaves a record in .nox/_results; `nox -s compat_table` turns them into the README's table.
     """
     env: Dict[str, str] = {}
     if variant == "sdist-pure-python":
@@ -543,3 +548,9 @@ def coexistence(session: nox.Session) -> None:
     session.run(
         "pytest", "-p", "no:ddtrace", "-p", "no:cacheprovider", "-q", "tests/test_coexistence.py", *session.posargs
     )
+
+
+@nox.session(venv_backend="none")
+def compat_table(session: nox.Session) -> None:
+    """README's compatibility table from the runs' records (.nox/_results, or the directories given after --)."""
+    session.run(sys.executable, str(ROOT / "tools" / "compat_table.py"), *session.posargs, external=True)

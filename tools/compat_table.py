@@ -1,0 +1,145 @@
+"""Generate the README's compatibility table from the records that nox test runs leave.
+
+Usage: python3 tools/compat_table.py [RESULTS_DIR ...]   (default: .nox/_results)
+
+Every run of our suite (``nox -s tests``, ``nox -s matrix``) writes one JSON record:
+Python, aiohttp release, variant (wheel, sdist-pure-python, ...), whether the patch
+was applied, outcome and test counts.  This merges the new records into
+``docs/compatibility.json`` (committed, so the table can be regenerated and
+reviewed) and rewrites the part of README.md between the ``compat-table`` markers.
+The release list and the pairs left out of the matrix come from noxfile.py, so
+the table and the matrix cannot disagree.  Needs nox importable (it loads noxfile.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, Iterable, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDS = ROOT / "docs" / "compatibility.json"
+README = ROOT / "README.md"
+START, END = "<!-- compat-table:start -->", "<!-- compat-table:end -->"
+
+Record = Dict[str, object]
+Key = Tuple[str, str, str]  # python, aiohttp, variant
+
+# A full matrix run is better evidence than the default run's reduced one: keep the best per cell.
+VARIANT_RANK = {"wheel": 3, "sdist-pure-python": 3, "wheel-reduced": 1}
+
+
+def load_noxfile() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_waiterfix_noxfile", ROOT / "noxfile.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with contextlib.redirect_stderr(io.StringIO()):  # its note about missing interpreters is not for us
+        spec.loader.exec_module(module)
+    return module
+
+
+def key_of(record: Record) -> Key:
+    return str(record["python"]), str(record["aiohttp"]), str(record["variant"])
+
+
+def merge(old: Iterable[Record], new: Iterable[Record]) -> List[Record]:
+    """New records replace old ones of the same (python, aiohttp, variant)."""
+    merged = {key_of(record): record for record in old}
+    merged.update({key_of(record): record for record in new})
+    return [merged[key] for key in sorted(merged, key=lambda k: (version_key(k[1]), version_key(k[0]), k[2]))]
+
+
+def version_key(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def read_results(dirs: Iterable[Path]) -> List[Record]:
+    return [json.loads(path.read_text()) for d in dirs if d.is_dir() for path in sorted(d.glob("*.json"))]
+
+
+def count(record: Record, outcome: str) -> int:
+    counts = record.get("counts") or {}
+    assert isinstance(counts, dict)
+    return int(counts.get(outcome, 0))
+
+
+def cell(record: Optional[Record], left_out: Optional[str], reasons: List[str]) -> str:
+    if record is None:
+        return f"left out ({'abcdefgh'[reasons.index(left_out)]})" if left_out else "not run"
+    if record["outcome"] != "passed":
+        return f"**FAILED** ({count(record, 'failed')} failed)"
+    what = "patched" if record["patched"] else "untouched"
+    marks = {"sdist-pure-python": " (sdist)", "wheel-reduced": " (reduced)"}.get(str(record["variant"]), "")
+    return f"{what}, {count(record, 'passed')} ✓{marks}"
+
+
+def render(records: List[Record], nox_module: ModuleType) -> str:
+    minors: Tuple[str, ...] = nox_module.PYTHON_MINORS
+    releases = [*nox_module.AFFECTED, nox_module.FIXED_RELEASE, nox_module.NEWEST_RELEASE]
+    left_out: Dict[Tuple[str, str], str] = nox_module.MATRIX_LEFT_OUT
+    best: Dict[Tuple[str, str], Record] = {}
+    extra: List[Record] = []
+    for record in records:
+        variant = str(record["variant"])
+        if variant not in VARIANT_RANK:
+            extra.append(record)  # pure-python and uvloop runs: listed under the table
+            continue
+        pair = (str(record["python"]), str(record["aiohttp"]))
+        if pair not in best or VARIANT_RANK[variant] >= VARIANT_RANK[str(best[pair]["variant"])]:
+            best[pair] = record
+
+    reasons = sorted(set(left_out.values()))
+    lines = ["| aiohttp | " + " | ".join(f"Python {m}" for m in minors) + " |", "|---" * (len(minors) + 1) + "|"]
+    for release in releases:
+        cells = [cell(best.get((m, release)), left_out.get((release, m)), reasons) for m in minors]
+        lines.append(f"| {release} | " + " | ".join(cells) + " |")
+
+    runs = list(best.values()) + extra
+    passed_runs = sum(1 for r in runs if r["outcome"] == "passed")
+    tests = sum(count(r, "passed") for r in runs)
+    minutes = sum(int(r.get("seconds", 0)) for r in runs) / 60  # type: ignore[call-overload]
+    lines += [
+        "",
+        "✓: tests that passed in that run (the whole suite). "
+        "(sdist): PyPI has no wheel for that Python; built from the sdist with `AIOHTTP_NO_EXTENSIONS=1` (pure "
+        "Python). (reduced): the default run's suite, without the release-independent start-up suites. "
+        + " ".join(f"({'abcdefgh'[number]}) {reason}." for number, reason in enumerate(reasons)),
+        "",
+    ]
+    for record in sorted(extra, key=key_of):
+        status = "passed" if record["outcome"] == "passed" else "**FAILED**"
+        lines.append(
+            f"- aiohttp {record['aiohttp']} on Python {record['python']}, {record['variant']}: "
+            f"{'patched' if record['patched'] else 'untouched'}, {count(record, 'passed')} tests {status}."
+        )
+    lines += [
+        *([""] if extra else []),
+        f"In all: {passed_runs} of {len(runs)} runs passed, {tests} test passes, "
+        f"{minutes:.0f} min of test time (records: [docs/compatibility.json](docs/compatibility.json)).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: List[str]) -> int:
+    dirs = [Path(a) for a in argv] or [ROOT / ".nox" / "_results"]
+    old = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
+    records = merge(old, read_results(dirs))
+    RECORDS.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+    table = render(records, load_noxfile())
+    text = README.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        print(f"README.md has no {START} ... {END} block", file=sys.stderr)
+        return 1
+    head, rest = text.split(START, 1)
+    README.write_text(f"{head}{START}\n{table}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
