@@ -1,7 +1,7 @@
 """Nox sessions for aiohttp-waiterfix.
 
-``nox`` (no arguments) is the CI run: lint, tests, conformance,
-conformance_unpatched, prove_failing.  ``nox -l`` lists every session.
+``nox`` (no arguments) is the CI run: lint, package, tests, conformance,
+conformance_unpatched, prove_failing, coexistence.  ``nox -l`` lists every session.
 
 * ``lint`` -- ruff check, ruff format --check, mypy --strict (against aiohttp 3.10.10).
 * ``tests(aiohttp=...)`` -- our test suite on every affected release, on 3.10.11
@@ -14,7 +14,8 @@ conformance_unpatched, prove_failing.  ``nox -l`` lists every session.
 * ``prove_failing`` -- every test marked ``fix`` fails on unpatched releases,
   every test marked ``improvement`` fails unpatched and on 3.10.11.
 * Not in the default run: ``matrix`` (every release x every Python, pure-Python
-  and uvloop runs), ``randomized``, ``soak``, ``bench``.
+  and uvloop runs; ``compat_table`` renders its records), ``conformance_all``,
+  ``randomized``, ``soak``, ``bench``.
 
 Every environment is made by uv from an interpreter given by absolute path
 (``~/.pyenv/versions/3.X.Y/bin/python``), so nothing depends on pyenv shims;
@@ -42,7 +43,15 @@ from nox.command import CommandFailed
 ROOT = Path(__file__).resolve().parent
 nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"  # the machines reach package indexes only
-nox.options.sessions = ["lint", "package", "tests", "conformance", "conformance_unpatched", "prove_failing"]
+nox.options.sessions = [
+    "lint",
+    "package",
+    "tests",
+    "conformance",
+    "conformance_unpatched",
+    "prove_failing",
+    "coexistence",
+]
 
 
 # --- interpreters ------------------------------------------------------------------------------------------------

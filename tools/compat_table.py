@@ -119,7 +119,7 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
         )
     lines += [
         *([""] if extra else []),
-        f"In all: {passed_runs} of {len(runs)} runs passed, {tests} test passes, "
+        f"In all: {passed_runs} of {len(runs)} runs passed, {tests:,} test passes, "
         f"{minutes:.0f} min of test time (records: [docs/compatibility.json](docs/compatibility.json)).",
     ]
     return "\n".join(lines)
