@@ -100,6 +100,7 @@ AFFECTED: Tuple[str, ...] = _load("_waiterfix_versions", ROOT / "aiohttp_waiterf
 FIXED_RELEASE = "3.10.11"  # first release with the fix: the patch must leave it alone
 NEWEST_RELEASE = "3.14.5"  # newest aiohttp: likewise
 NEWEST_AFFECTED = AFFECTED[-1]
+RELEASES = (*AFFECTED, FIXED_RELEASE, NEWEST_RELEASE)  # what our suite runs on: patched, then left alone
 
 # Newest CPython each release has wheels for on PyPI (checked with `uv pip install --dry-run --only-binary aiohttp`;
 # every release has wheels for 3.8 and up to that).  3.14.x needs Python >= 3.10.
@@ -242,7 +243,7 @@ def lint(session: nox.Session) -> None:
 
 TEST_RUNS: List[object] = [
     # Python 3.11, or 3.10 for 3.8.0 and 3.8.1 (no 3.11 wheels).
-    *(release_param(release) for release in (*AFFECTED, FIXED_RELEASE, NEWEST_RELEASE)),
+    *(release_param(release) for release in RELEASES),
     # Oldest Python, newest 3.9 release (wheels for 3.8 exist for every affected release).
     *_param(PYTHONS["3.8"], "3.8", "3.9.5"),
     # Newest Python: aiohttp publishes cp313 wheels from 3.10.5 on, so 3.10.10 installs from a wheel.
@@ -458,30 +459,19 @@ MATRIX_LEFT_OUT: Dict[Tuple[str, str], str] = {
 }
 
 
-# The releases the patch must leave alone, on every Python they support.
-MATRIX_UNTOUCHED: Tuple[Tuple[str, str], ...] = tuple(
-    (release, minor)
-    for release in (FIXED_RELEASE, NEWEST_RELEASE)
-    for minor in PYTHON_MINORS
-    if (release, minor) not in MATRIX_LEFT_OUT
-)
-
-
 def _matrix_runs() -> List[object]:
     runs: List[object] = []
     for minor in PYTHON_MINORS:
         python = PYTHONS[minor]
         if python is None:
             continue
-        for release in AFFECTED:
+        for release in RELEASES:
             if (release, minor) in MATRIX_LEFT_OUT:
                 continue
             # No wheel (3.8.2-3.8.6 on 3.12+, 3.9.0-3.10.4 on 3.13): build the sdist without its C extensions.
             variant = "wheel" if has_wheel(release, minor) else "sdist-pure-python"
             label = f"python='{minor}', aiohttp='{release}'" + ("" if variant == "wheel" else f", {variant}")
             runs.append(nox.param(python, release, variant, id=label))
-        for release in (r for r, m in MATRIX_UNTOUCHED if m == minor):
-            runs.append(nox.param(python, release, "wheel", id=f"python='{minor}', aiohttp='{release}'"))
     for variant in ("pure-python", "uvloop"):
         label = f"python='3.11', aiohttp='{NEWEST_AFFECTED}', {variant}"
         runs.append(nox.param(DEFAULT_PYTHON, NEWEST_AFFECTED, variant, id=label))

@@ -1,6 +1,6 @@
 """Generate the README's compatibility table from the records that nox test runs leave.
 
-Usage: python3 tools/compat_table.py [RESULTS_DIR ...]   (default: .nox/_results)
+Usage: python3 tools/compat_table.py [RESULTS_DIR ...]   (default: the noxfile's RESULTS_DIR, .nox/_results)
 
 Every run of our suite (``nox -s tests``, ``nox -s matrix``) writes one JSON record:
 Python, aiohttp release, variant (wheel, sdist-pure-python, ...), whether the patch
@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "docs" / "compatibility.json"
@@ -47,15 +47,11 @@ def key_of(record: Record) -> Key:
     return str(record["python"]), str(record["aiohttp"]), str(record["variant"])
 
 
-def merge(old: Iterable[Record], new: Iterable[Record]) -> List[Record]:
-    """New records replace old ones of the same (python, aiohttp, variant)."""
+def merge(old: Iterable[Record], new: Iterable[Record], version_key: Callable[[str], Tuple[int, ...]]) -> List[Record]:
+    """New records replace old ones of the same (python, aiohttp, variant); sorted by release, then Python."""
     merged = {key_of(record): record for record in old}
     merged.update({key_of(record): record for record in new})
     return [merged[key] for key in sorted(merged, key=lambda k: (version_key(k[1]), version_key(k[0]), k[2]))]
-
-
-def version_key(version: str) -> Tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 def read_results(dirs: Iterable[Path]) -> List[Record]:
@@ -68,19 +64,22 @@ def count(record: Record, outcome: str) -> int:
     return int(counts.get(outcome, 0))
 
 
-def cell(record: Optional[Record], left_out: Optional[str], reasons: List[str]) -> str:
+def what_it_did(record: Record) -> str:
+    return "patched" if record["patched"] else "untouched"
+
+
+def cell(record: Optional[Record], left_out: Optional[str]) -> str:
+    """A table cell; ``left_out`` is the letter of the reason when the pair is left out of the matrix."""
     if record is None:
-        return f"left out ({'abcdefgh'[reasons.index(left_out)]})" if left_out else "not run"
+        return f"left out ({left_out})" if left_out else "not run"
     if record["outcome"] != "passed":
         return f"**FAILED** ({count(record, 'failed')} failed)"
-    what = "patched" if record["patched"] else "untouched"
     marks = {"sdist-pure-python": " (sdist)", "wheel-reduced": " (reduced)"}.get(str(record["variant"]), "")
-    return f"{what}, {count(record, 'passed')} ✓{marks}"
+    return f"{what_it_did(record)}, {count(record, 'passed')} ✓{marks}"
 
 
 def render(records: List[Record], nox_module: ModuleType) -> str:
     minors: Tuple[str, ...] = nox_module.PYTHON_MINORS
-    releases = [*nox_module.AFFECTED, nox_module.FIXED_RELEASE, nox_module.NEWEST_RELEASE]
     left_out: Dict[Tuple[str, str], str] = nox_module.MATRIX_LEFT_OUT
     best: Dict[Tuple[str, str], Record] = {}
     extra: List[Record] = []
@@ -93,10 +92,10 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
         if pair not in best or VARIANT_RANK[variant] >= VARIANT_RANK[str(best[pair]["variant"])]:
             best[pair] = record
 
-    reasons = sorted(set(left_out.values()))
+    letter_of = {reason: "abcdefgh"[number] for number, reason in enumerate(sorted(set(left_out.values())))}
     lines = ["| aiohttp | " + " | ".join(f"Python {m}" for m in minors) + " |", "|---" * (len(minors) + 1) + "|"]
-    for release in releases:
-        cells = [cell(best.get((m, release)), left_out.get((release, m)), reasons) for m in minors]
+    for release in nox_module.RELEASES:
+        cells = [cell(best.get((m, release)), letter_of.get(left_out.get((release, m), ""))) for m in minors]
         lines.append(f"| {release} | " + " | ".join(cells) + " |")
 
     runs = list(best.values()) + extra
@@ -108,14 +107,14 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
         "✓: tests that passed in that run (the whole suite). "
         "(sdist): PyPI has no wheel for that Python; built from the sdist with `AIOHTTP_NO_EXTENSIONS=1` (pure "
         "Python). (reduced): the default run's suite, without the release-independent start-up suites. "
-        + " ".join(f"({'abcdefgh'[number]}) {reason}." for number, reason in enumerate(reasons)),
+        + " ".join(f"({letter}) {reason}." for reason, letter in letter_of.items()),
         "",
     ]
     for record in sorted(extra, key=key_of):
         status = "passed" if record["outcome"] == "passed" else "**FAILED**"
         lines.append(
             f"- aiohttp {record['aiohttp']} on Python {record['python']}, {record['variant']}: "
-            f"{'patched' if record['patched'] else 'untouched'}, {count(record, 'passed')} tests {status}."
+            f"{what_it_did(record)}, {count(record, 'passed')} tests {status}."
         )
     lines += [
         *([""] if extra else []),
@@ -126,11 +125,12 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
 
 
 def main(argv: List[str]) -> int:
-    dirs = [Path(a) for a in argv] or [ROOT / ".nox" / "_results"]
+    nox_module = load_noxfile()
+    dirs = [Path(a) for a in argv] or [nox_module.RESULTS_DIR]
     old = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
-    records = merge(old, read_results(dirs))
+    records = merge(old, read_results(dirs), nox_module._key)
     RECORDS.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
-    table = render(records, load_noxfile())
+    table = render(records, nox_module)
     text = README.read_text(encoding="utf-8")
     if START not in text or END not in text:
         print(f"README.md has no {START} ... {END} block", file=sys.stderr)
