@@ -34,6 +34,7 @@ class Status:
 
 
 _lock = threading.RLock()
+_patched_class: Optional[type] = None
 _originals: Dict[str, Any] = {}
 _installed: Dict[str, Any] = {}
 """What we put on the class, to check nobody wrapped it after us before reverting."""
@@ -140,6 +141,7 @@ def apply_to_module(connector_module: Any, activated_by: str) -> Status:
 
 
 def _patch(cls: type) -> None:
+    global _patched_class
     import wrapt
 
     from . import _connector
@@ -154,20 +156,21 @@ def _patch(cls: type) -> None:
         wrapt.wrap_function_wrapper(cls, "__init__", _connector.wrap_init)
         wrapt.wrap_function_wrapper(cls, "_close", _connector.wrap_close)
         _installed.update((name, vars(cls)[name]) for name in (*_originals, ADDED_METHOD))
-        _originals["__class__"] = cls
+        _patched_class = cls
     except BaseException:
         _restore(cls)
         raise
 
 
 def _restore(cls: type) -> None:
+    global _patched_class
     for name, original in _originals.items():
-        if name != "__class__":
-            setattr(cls, name, original)
+        setattr(cls, name, original)
     if ADDED_METHOD in vars(cls):
         delattr(cls, ADDED_METHOD)
     _originals.clear()
     _installed.clear()
+    _patched_class = None
 
 
 def revert() -> Status:
@@ -175,7 +178,8 @@ def revert() -> Status:
     with _lock:
         if not _status.applied:
             return _status
-        cls = _originals["__class__"]
+        cls = _patched_class
+        assert cls is not None  # set by _patch() whenever the status says applied
         covered = [name for name, ours in _installed.items() if vars(cls).get(name) is not ours]
         if covered:
             # Someone wrapped our methods after us: restoring the originals would silently drop their wrappers.

@@ -303,7 +303,7 @@ def main():
         if vars(aiohttp.ClientSession)[name] is not obj:
             problem(f"revert() replaced ClientSession.{name}")
     for name, original in ours_saved.items():
-        if name != "__class__" and vars(BaseConnector).get(name) is not original:
+        if vars(BaseConnector).get(name) is not original:
             problem(f"revert() did not restore BaseConnector.{name}")
     if "_wait_for_available_connection" in vars(BaseConnector):
         problem("revert() left BaseConnector._wait_for_available_connection")
