@@ -96,7 +96,8 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-AFFECTED: Tuple[str, ...] = _load("_waiterfix_versions", ROOT / "aiohttp_waiterfix" / "_versions.py").AFFECTED_RELEASES
+_VERSIONS = _load("_waiterfix_versions", ROOT / "aiohttp_waiterfix" / "_versions.py")
+AFFECTED: Tuple[str, ...] = _VERSIONS.release_range("3.8.0", "3.10.10")
 FIXED_RELEASE = "3.10.11"  # first release with the fix: the patch must leave it alone
 NEWEST_RELEASE = "3.14.5"  # newest aiohttp: likewise
 NEWEST_AFFECTED = AFFECTED[-1]

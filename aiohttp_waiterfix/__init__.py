@@ -9,26 +9,31 @@ cancelled can lose slots and wake-ups and then hang every new request
 
 from __future__ import annotations
 
+import sys
+
 from ._startup import TYPE_CHECKING, WaiterfixWarning, activation_enabled, request_activation
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Iterable, Optional
 
-    from ._patcher import Status
+    from ._status import FixStatus, Status
 
 __version__ = "0.1.0"
-__all__ = ["Status", "WaiterfixWarning", "__version__", "apply", "revert", "status"]
+__all__ = ["FixStatus", "Status", "WaiterfixWarning", "__version__", "apply", "revert", "status"]
 
 
-def apply() -> Status:
-    """Apply the patch now (imports aiohttp); idempotent and thread-safe."""
+def apply(skip: Optional[Iterable[str]] = None) -> Status:
+    """Apply every fix this aiohttp needs now (imports aiohttp); idempotent and thread-safe.
+
+    ``skip`` names fixes to leave out; by default ``AIOHTTP_WAITERFIX_SKIP`` does.
+    """
     from ._patcher import apply as _apply
 
-    return _apply("apply()")
+    return _apply("apply()", skip)
 
 
 def revert() -> Status:
-    """Restore aiohttp's original connector methods; idempotent and thread-safe."""
+    """Put back aiohttp's original code (the very same objects); idempotent and thread-safe."""
     from ._patcher import revert as _revert
 
     return _revert()
@@ -60,7 +65,7 @@ def _apply_on_import(module: Any, activated_by: str) -> None:
     try:
         from ._patcher import apply_to_module
 
-        apply_to_module(module, activated_by)
+        apply_to_module(sys.modules["aiohttp"], activated_by)
     except Exception as exc:
         _report_failure(exc)
 
@@ -72,11 +77,11 @@ def _report_failure(exc: BaseException) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # Status lives with the patcher, which imports dataclasses: load it on use.
-    if name == "Status":
-        from ._patcher import Status
+    # Status lives in _status, which imports dataclasses: load it on use.
+    if name in ("Status", "FixStatus"):
+        from . import _status
 
-        return Status
+        return getattr(_status, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

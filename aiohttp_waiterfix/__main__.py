@@ -1,4 +1,9 @@
-"""Command line: ``python -m aiohttp_waiterfix {verify,status,enable,disable}``."""
+"""The command line: ``python -m aiohttp_waiterfix {verify,status,enable,disable}``.
+
+Every command is wired here; each one's work lives in its own module
+(``_scenario`` for verify, ``_report`` for status, ``_enable`` for enable and
+disable).  ``aiohttp-waiterfix-run`` is a separate program (``_run``).
+"""
 
 from __future__ import annotations
 
@@ -46,11 +51,13 @@ def _row(label: str, result: Optional[Dict[str, Any]]) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Show the deadlock on the unpatched connector and the fix on the patched one."""
-    from ._patcher import installed_aiohttp_version
-    from ._versions import AFFECTED, FIXED, classify
+    from ._registry import WAITERS
+    from ._status import assess
+    from ._versions import installed_aiohttp_version
 
     version = installed_aiohttp_version()
-    verdict, reason, _ = classify(version)
+    waiters = assess(WAITERS, version)
+    reason = waiters.reason
     config = ScenarioConfig(duration=args.duration, slow_period=args.slow_period, late_after=args.late_after)
     print(f"aiohttp-waiterfix verify: aiohttp {version}: {reason}")
     if version is None:
@@ -62,7 +69,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{config.workers} workers, {config.duration}s per run."
     )
     runs: List[Tuple[str, Optional[Dict[str, Any]]]] = []
-    if verdict == AFFECTED:
+    if waiters.affected:
         runs.append(("unpatched", _run_scenario_subprocess(config, patched=False, label="unpatched")))
         runs.append(("patched", _run_scenario_subprocess(config, patched=True, label="patched")))
     else:
@@ -78,7 +85,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     final = runs[-1][1]
     serving = final is not None and final["ok_late"] > 0
-    if verdict == AFFECTED:
+    if waiters.affected:
         patched = final is not None and final["applied"]
         unpatched = runs[0][1]
         wedged = unpatched is not None and unpatched["ok_late"] == 0
@@ -98,7 +105,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             print("VERDICT: NOT FIXED: the patched connector stopped serving. Please report this.")
         return 0 if serving else 1
-    if verdict == FIXED:
+    if waiters.affected is False:
         print(
             f"VERDICT: the fix is upstream in this aiohttp ({version}); no patch needed. "
             + ("It kept serving." if serving else "It did NOT keep serving: report this upstream.")
@@ -109,52 +116,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Report whether this environment is protected; exit 1 when affected but unpatched."""
-    import aiohttp_waiterfix
+    """Is an application started in this environment protected? Exit 0 if so (or if no fix is needed), else 1."""
+    from ._report import environment_report, text_lines
 
-    from ._sitecustomize import installed_block_path, status_lines
-
-    if not args.no_import:
-        # Importing aiohttp runs the activation a real app would get.
-        try:
-            import aiohttp  # noqa: F401
-        except Exception:
-            pass
-    status = aiohttp_waiterfix.status()
-    if status.affected is None and not status.applied and status.aiohttp_version is not None:
-        # Not activated in this process (kill switch, or not imported): classify for the report.
-        from ._versions import affected as affected_for
-        from ._versions import classify
-
-        affected = affected_for(classify(status.aiohttp_version)[0])
-    else:
-        affected = status.affected
-    protected = status.applied or affected is False
-    report = {
-        "aiohttp_version": status.aiohttp_version,
-        "affected": affected,
-        "applied": status.applied,
-        "reason": status.reason,
-        "activated_by": status.activated_by,
-        "protected": protected,
-        "waiterfix_version": aiohttp_waiterfix.__version__,
-        "sitecustomize": installed_block_path(),
-    }
+    report = environment_report()
     if args.json:
         print(json.dumps(report))
     else:
-        for key, value in report.items():
-            if key != "sitecustomize":
-                print(f"{key + ':':<18} {value}")
-        for line in status_lines():
-            print(line)
-    return 0 if protected else 1
+        print("\n".join(text_lines(report)))
+    return 0 if report["protected"] else 1
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    """Activate the fixes in every start of this interpreter (writes sitecustomize.py)."""
+    from ._enable import enable
+
+    return enable(args.site_dir)
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    """Remove what `enable` wrote."""
+    from ._enable import disable
+
+    return disable(args.site_dir)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m aiohttp_waiterfix",
-        description="Run-time backport of aiohttp's cancellation-safe connection waiters (aiohttp#9671).",
+        description="Run-time backports of aiohttp connection-pool fixes for pinned aiohttp releases.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     verify = sub.add_parser(
@@ -168,15 +158,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     verify.set_defaults(func=cmd_verify)
     status = sub.add_parser(
         "status",
-        help="is this environment protected? (exit 1 if affected but not patched)",
+        help="is an application started here protected? (exit 1 if it would miss fixes it needs)",
         description=cmd_status.__doc__,
     )
     status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.add_argument("--no-import", action="store_true", help="do not import aiohttp (report the pending state)")
     status.set_defaults(func=cmd_status)
-    from ._sitecustomize import add_arguments as add_startup_commands
-
-    add_startup_commands(sub)
+    for name, func in (("enable", cmd_enable), ("disable", cmd_disable)):
+        command = sub.add_parser(name, help=func.__doc__, description=func.__doc__)
+        command.add_argument(
+            "--site-dir",
+            metavar="DIR",
+            default=None,
+            help="directory of the sitecustomize.py to change (default: this interpreter's site-packages)",
+        )
+        command.set_defaults(func=func)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

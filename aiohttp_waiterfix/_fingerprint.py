@@ -1,92 +1,125 @@
-"""Fingerprints of the connector methods we replace, to refuse code we do not know.
+"""Fingerprints of the code a fix replaces, to refuse code we do not know.
 
-A fingerprint hashes what a compiled method *does* (bytecode, names, constants,
-nested code) and ignores where it sits (line numbers, file name), so it is the
-same for every release whose method has the same body.  Bytecode differs
-between Python versions and optimisation levels, so the table of known
-fingerprints (``_fingerprint_table.py``, made by ``tools/make_fingerprints.py``)
-has one entry per ``(Python minor version, sys.flags.optimize)``.
+A fingerprint hashes a function's source *tokens*: names, operators, literals
+and the block structure.  Comments, blank lines, line breaks inside brackets,
+indentation width and docstrings (statements that are only a string) are
+dropped.  So it does not change with the Python version (unlike bytecode), and
+a release whose function differs only in comments keeps its fix, while any
+changed statement is refused.  ``tools/make_fingerprints.py`` records them
+from each release's sdist into ``_fingerprint_table.py``.
+
+The source is read the way tracebacks read it (``linecache``).  Where there is
+none (an application frozen with only ``.pyc`` files) the fix is refused: we
+never guess.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
-from types import CodeType
-from typing import Dict, Optional, Tuple
+import inspect
+import io
+import linecache
+import tokenize
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
-from ._fingerprint_table import TABLE
-
-FINGERPRINTED_METHODS = (
-    "connect",
-    "_get",
-    "_available_connections",
-    "_release_waiter",
-    "_release_acquired",
-    "_close",
-)
+_DROPPED = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER})
+_FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # Python 3.12+ splits f-strings into tokens
+_FSTRING_END = getattr(tokenize, "FSTRING_END", None)
 
 
-def code_fingerprint(code: CodeType) -> str:
-    """A short, stable hash of a code object's behaviour."""
+def source_fingerprint(lines: Sequence[str], first_line: int) -> str:
+    """Fingerprint of the ``def`` (or decorated ``def``) starting at line ``first_line`` (1-based)."""
+    block = inspect.getblock(lines[first_line - 1 :])
     digest = hashlib.sha256()
-    _feed(digest, code)
+    for kind, text in _statement_tokens(block):
+        digest.update(f"{kind}\x00{text}\x01".encode())
     return digest.hexdigest()[:16]
 
 
-def _feed(digest: hashlib._Hash, code: CodeType) -> None:
-    digest.update(code.co_code)
-    shape = (
-        code.co_name,
-        code.co_names,
-        code.co_varnames,
-        code.co_freevars,
-        code.co_cellvars,
-        code.co_argcount,
-        code.co_kwonlyargcount,
-        code.co_flags,
-    )
-    digest.update(repr(shape).encode())
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            _feed(digest, const)
+def _statement_tokens(block: Sequence[str]) -> Iterator[Tuple[str, str]]:
+    """The tokens of ``block`` that carry meaning, with bare-string statements left out."""
+    statement: List[Tuple[str, str]] = []
+    for kind, text in _tokens(block):
+        statement.append((kind, text))
+        if kind in ("NEWLINE", "INDENT", "DEDENT"):
+            if not _only_plain_strings(statement[:-1]):
+                yield from statement
+            elif kind != "NEWLINE":
+                yield statement[-1]
+            statement = []
+    yield from statement
+
+
+def _only_plain_strings(tokens: Sequence[Tuple[str, str]]) -> bool:
+    """A docstring-like statement: string literals only, no f-string (those can call things)."""
+    return bool(tokens) and all(kind == "STRING" and "f" not in _prefix(text) for kind, text in tokens)
+
+
+def _prefix(literal: str) -> str:
+    return literal[: min(i for i in (literal.find("'"), literal.find('"')) if i >= 0)].lower()
+
+
+def _tokens(block: Sequence[str]) -> Iterator[Tuple[str, str]]:
+    """(kind, text) of each significant token; an f-string is one STRING, as before Python 3.12."""
+    readline = io.StringIO("".join(block)).readline
+    depth = 0
+    start: Tuple[int, int] = (0, 0)
+    for token in tokenize.generate_tokens(readline):
+        if token.type in _DROPPED:
+            continue
+        if token.type == _FSTRING_START:
+            depth += 1
+            if depth == 1:
+                start = token.start
+            continue
+        if depth:
+            if token.type == _FSTRING_END:
+                depth -= 1
+                if not depth:
+                    yield "STRING", _text(block, start, token.end)
+            continue
+        if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            yield tokenize.tok_name[token.type], ""  # where a line breaks or a block opens, not how wide
         else:
-            digest.update(_stable_repr(const).encode())
+            yield tokenize.tok_name[token.type], token.string
 
 
-def _stable_repr(value: object) -> str:
-    """repr() that does not depend on hash randomisation (frozenset order)."""
-    if isinstance(value, frozenset):
-        return "frozenset({" + ", ".join(sorted(_stable_repr(v) for v in value)) + "})"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_stable_repr(v) for v in value) + ",)"
-    return repr(value)
+def _text(block: Sequence[str], start: Tuple[int, int], end: Tuple[int, int]) -> str:
+    (row1, col1), (row2, col2) = start, end
+    if row1 == row2:
+        return block[row1 - 1][col1:col2]
+    return block[row1 - 1][col1:] + "".join(block[row1 : row2 - 1]) + block[row2 - 1][:col2]
 
 
-def table_key(version_info: Tuple[int, ...] = (sys.version_info[0], sys.version_info[1]), optimize: int = -1) -> str:
-    """Key of the running interpreter in the fingerprint table, e.g. ``3.11-O0``."""
-    if optimize < 0:
-        optimize = sys.flags.optimize
-    return f"{version_info[0]}.{version_info[1]}-O{min(optimize, 2)}"
+def underlying_function(value: Any) -> Any:
+    """The plain function behind a class attribute (a property's getter, a static/class method's function)."""
+    if isinstance(value, property):
+        return value.fget
+    if isinstance(value, (staticmethod, classmethod)):
+        return value.__func__
+    return value
 
 
-def check_methods(cls: type, release: str, release_index: Dict[str, int]) -> Optional[str]:
-    """Return why ``cls``'s methods are not the ones ``release`` ships, or None.
+def function_fingerprint(value: Any) -> Tuple[Optional[str], str]:
+    """``(fingerprint, "")`` of a class attribute's code, or ``(None, why it has none)``."""
+    function = underlying_function(value)
+    if type(function).__name__ != "function":
+        return None, f"is a {type(value).__name__}, not the plain function aiohttp defines (wrapped or replaced?)"
+    code = function.__code__
+    lines = linecache.getlines(code.co_filename, function.__globals__)
+    if not lines:
+        return None, f"has no source to check ({code.co_filename} cannot be read: a frozen or .pyc-only install?)"
+    try:
+        return source_fingerprint(lines, code.co_firstlineno), ""
+    except (tokenize.TokenError, IndentationError, SyntaxError, IndexError) as exc:
+        return None, f"has source that cannot be read as Python ({exc})"
 
-    ``release_index`` orders the known releases, so that a fingerprint recorded
-    for the range ``(first, last)`` can be checked to cover ``release``.
-    """
-    key = table_key()
-    known = TABLE.get(key)
-    if known is None:
-        return f"no fingerprints recorded for Python {key} (cannot verify the code to replace)"
-    position = release_index[release]
-    for name in FINGERPRINTED_METHODS:
-        method = vars(cls).get(name)
-        code = getattr(method, "__code__", None)
-        if not isinstance(code, CodeType) or type(method).__name__ != "function":
-            return f"BaseConnector.{name} is not the plain function aiohttp defines (wrapped or replaced?)"
-        ranges = known.get(name, {}).get(code_fingerprint(code))
-        if ranges is None or not any(release_index[first] <= position <= release_index[last] for first, last in ranges):
-            return f"BaseConnector.{name} differs from aiohttp {release}'s code (locally patched or vendored?)"
-    return None
+
+def recorded(fix_id: str, target: str, fingerprint: str, release: str) -> bool:
+    """Was ``fingerprint`` recorded for ``target`` of ``fix_id`` in aiohttp ``release``?"""
+    from ._fingerprint_table import TABLE
+    from ._versions import RELEASE_INDEX
+
+    position = RELEASE_INDEX[release]
+    ranges = TABLE.get(fix_id, {}).get(target, {}).get(fingerprint, ())
+    return any(RELEASE_INDEX[first] <= position <= RELEASE_INDEX[last] for first, last in ranges)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._startup import _OFF, ENV_VAR, TYPE_CHECKING
+from ._startup import ENV_VAR, TYPE_CHECKING, switched_off
 
 if TYPE_CHECKING:
     from typing import Dict, List, Optional
@@ -40,18 +40,34 @@ EXIT_NOT_FOUND = 127
 
 
 def bootstrap_dir() -> str:
+    """The directory whose ``sitecustomize.py`` the wrapper puts first on PYTHONPATH."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
+
+
+def _other_pythonpath_entries(env: Dict[str, str]) -> List[str]:
+    ours = os.path.normcase(bootstrap_dir())
+    entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [p for p in entries if os.path.normcase(os.path.abspath(p)) != ours]
 
 
 def command_env(environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """The environment for COMMAND: the bootstrap first on PYTHONPATH, unless the kill switch is set."""
     env = dict(os.environ if environ is None else environ)
-    if env.get(ENV_VAR, "").strip().lower() in _OFF:
+    if switched_off(env):
         return env
-    ours = bootstrap_dir()
-    entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    entries = [p for p in entries if os.path.normcase(os.path.abspath(p)) != os.path.normcase(ours)]
-    env["PYTHONPATH"] = os.pathsep.join([ours, *entries])
+    env["PYTHONPATH"] = os.pathsep.join([bootstrap_dir(), *_other_pythonpath_entries(env)])
+    return env
+
+
+def plain_start_env() -> Dict[str, str]:
+    """This environment as a plain start would see it: no kill switch, not under the wrapper."""
+    env = dict(os.environ)
+    env.pop(ENV_VAR, None)
+    kept = _other_pythonpath_entries(env)
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        env.pop("PYTHONPATH", None)
     return env
 
 

@@ -72,6 +72,7 @@ async def run_scenario(
     from aiohttp import web
 
     import aiohttp_waiterfix
+    from aiohttp_waiterfix._status import fix_applied
 
     started = time.monotonic()
     served = 0
@@ -91,7 +92,8 @@ async def run_scenario(
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
 
-    result = ScenarioResult(aiohttp.__version__, aiohttp_waiterfix.status().applied, config)
+    waiters_applied = fix_applied(aiohttp_waiterfix.status(), "waiters")
+    result = ScenarioResult(aiohttp.__version__, waiters_applied, config)
     buckets = [0] * int(config.duration + 1)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 ENV_VAR = "AIOHTTP_WAITERFIX"
 """``0``/``false``/``off``/``no`` turns automatic activation off."""
+SKIP_ENV_VAR = "AIOHTTP_WAITERFIX_SKIP"
+"""``id[,id...]``: fixes to leave out (read when the fixes are applied)."""
 
 TARGET_MODULE = "aiohttp.connector"
 
@@ -36,7 +38,7 @@ def activation_enabled() -> bool:
     """Read the kill switch; an unrecognised value warns and keeps the default (on)."""
     global disabled_reason
     value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value in _OFF:
+    if switched_off():
         disabled_reason = f"disabled by {ENV_VAR}={os.environ[ENV_VAR]}"
         return False
     if value not in _ON:
@@ -45,6 +47,16 @@ def activation_enabled() -> bool:
             "0/false/off/no; keeping the default (activated)"
         )
     return True
+
+
+def switched_off(environ: Any = None) -> bool:
+    """True when the kill switch is set to an off value (the one parser of it)."""
+    return (environ if environ is not None else os.environ).get(ENV_VAR, "").strip().lower() in _OFF
+
+
+def requested_skips() -> Sequence[str]:
+    """The fix ids named in AIOHTTP_WAITERFIX_SKIP (spaces and empty items ignored)."""
+    return tuple(item.strip().lower() for item in os.environ.get(SKIP_ENV_VAR, "").split(",") if item.strip())
 
 
 def warn(message: str) -> None:

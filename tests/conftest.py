@@ -17,16 +17,43 @@ if os.environ.get("WAITERFIX_TEST_UVLOOP") == "1":
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 _MARKERS = {
-    "fix": "behaviour aiohttp 3.10.11 has and unpatched 3.9.0-3.10.10 lack (fails unpatched)",
-    "improvement": "waiterfix improvement over upstream 3.10.11 (fails unpatched and on 3.10.11)",
+    "fix(id)": "upstream behaviour our fix `id` backports: fails on the releases that need the fix, unpatched",
+    "improvement(id)": "our improvement beyond upstream's fix `id`: fails unpatched and on the release that fixed it",
 }
+_PROOF_MARKERS = ("fix", "improvement")
+
+
+def pytest_addoption(parser):  # type: ignore[no-untyped-def]
+    parser.addoption(
+        "--fix-id",
+        default=None,
+        help="keep only the fix/improvement tests of this fix id, and the tests marked with neither",
+    )
 
 
 def pytest_configure(config):  # type: ignore[no-untyped-def]
     registered = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
     for name, description in _MARKERS.items():
-        if name not in registered:
+        if name.split("(", 1)[0] not in registered:
             config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    from aiohttp_waiterfix._registry import FIX_IDS
+
+    wanted = config.getoption("--fix-id")
+    kept, dropped = [], []
+    for item in items:
+        ids = {mark.args[0] if mark.args else None for name in _PROOF_MARKERS for mark in item.iter_markers(name)}
+        unknown = ids - set(FIX_IDS)
+        if unknown:  # a proof that names no fix proves nothing: fail loudly at collection
+            raise ValueError(
+                f"{item.nodeid}: fix/improvement marker needs a known fix id, got {sorted(unknown, key=str)}"
+            )
+        (dropped if wanted is not None and ids and wanted not in ids else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_report_header(config):  # type: ignore[no-untyped-def]

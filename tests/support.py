@@ -34,6 +34,7 @@ from aiohttp.client_reqrep import ClientRequest, ConnectionKey
 
 # Activation patches at once when aiohttp.connector is already imported.
 import aiohttp_waiterfix
+from aiohttp_waiterfix._status import fix_applied
 
 RUN_TIMEOUT = 20.0
 """Hard bound of one :func:`run`; a test that reaches it has hung."""
@@ -42,8 +43,8 @@ WAIT = 2.0
 connector works; only a broken connector pays it."""
 
 AIOHTTP_VERSION: Tuple[int, ...] = tuple(int(p) for p in aiohttp.__version__.split(".")[:3] if p.isdigit())
-PATCHED: bool = aiohttp_waiterfix.status().applied
-"""True when the shim patched the connector in this process."""
+PATCHED: bool = fix_applied(aiohttp_waiterfix.status(), "waiters")
+"""True when our waiter fix is in place in this process (aiohttp < 3.10.11 and not switched off)."""
 
 SIGNALS = (
     "connection_queued_start",
@@ -363,7 +364,7 @@ def fixed_order_shuffle(monkeypatch: Any) -> None:
     """Make ``_release_waiter``'s key shuffle a no-op (keys stay in insertion order).
 
     Patches ``random.shuffle`` (used as ``random.shuffle`` by aiohttp.connector
-    and aiohttp_waiterfix._connector) and any module-level ``shuffle`` name.
+    and aiohttp_waiterfix.fixes.waiters) and any module-level ``shuffle`` name.
     """
 
     def keep_order(seq: Any, *args: Any) -> None:
@@ -372,7 +373,7 @@ def fixed_order_shuffle(monkeypatch: Any) -> None:
     monkeypatch.setattr(random, "shuffle", keep_order)
     modules: List[Any] = [aiohttp_connector]
     try:
-        from aiohttp_waiterfix import _connector as waiterfix_connector
+        from aiohttp_waiterfix.fixes import waiters as waiterfix_connector
     except Exception:  # pragma: no cover - the patch module needs names aiohttp may lack
         pass
     else:

@@ -14,16 +14,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
 from aiohttp_waiterfix import _run
-from aiohttp_waiterfix._sitecustomize import BEGIN, BlockError, add_block, make_block, remove_block
-from aiohttp_waiterfix._versions import AFFECTED, classify
+from aiohttp_waiterfix._siteblock import BEGIN, BlockError, add_block, make_block, remove_block
+from aiohttp_waiterfix._status import expected_status
 
 REPO = Path(__file__).resolve().parents[1]
-ADDED_METHOD = "_wait_for_available_connection"
 
 
 def _installed_aiohttp() -> Optional[str]:
@@ -38,23 +37,21 @@ def _installed_aiohttp() -> Optional[str]:
 AIOHTTP_VERSION = _installed_aiohttp()
 
 # Run in the venv's interpreter: what a program that imports aiohttp would see.
-PROBE = (
-    """
+PROBE = """
 import json, os, sys
 import aiohttp.connector
 import aiohttp_waiterfix
+from aiohttp_waiterfix import _patcher
 s = aiohttp_waiterfix.status()
 sc = sys.modules.get("sitecustomize")
 print(json.dumps({
     "applied": s.applied, "activated_by": s.activated_by, "reason": s.reason,
-    "has_added_method": %r in vars(aiohttp.connector.BaseConnector),
+    "applied_fixes": list(_patcher.applied_fixes()),
     "sitecustomize": getattr(sc, "__file__", None),
     "user_sitecustomize": os.environ.get("USER_SITECUSTOMIZE_RAN"),
     "pythonpath": os.environ.get("PYTHONPATH", ""),
 }))
 """
-    % ADDED_METHOD
-)
 
 NO_AIOHTTP_PROBE = """
 import json, sys
@@ -237,22 +234,21 @@ def probe(venv: Venv, *prefix: str, env: Optional[Dict[str, str]] = None) -> Dic
 
 
 def assert_activated(info: Dict[str, Any], label: str) -> None:
-    verdict, reason, _ = classify(AIOHTTP_VERSION)
+    expected = expected_status(AIOHTTP_VERSION)
     assert info["activated_by"] == label, info
-    if verdict == AFFECTED:
+    if expected.affected:
         assert info["applied"] is True, info["reason"]
-        assert info["has_added_method"] is True
-    else:  # e.g. 3.10.11+: fixed upstream, left untouched
+        assert info["applied_fixes"] == [fix.id for fix in expected.fixes if fix.affected]
+    else:  # e.g. 3.14.1+: fixed upstream, left untouched
         assert info["applied"] is False
-        assert info["reason"] == reason
+        assert info["reason"] == expected.reason
 
 
 def assert_killed(info: Dict[str, Any]) -> None:
     assert info["applied"] is False
     assert info["activated_by"] is None
     assert info["reason"].startswith("disabled by AIOHTTP_WAITERFIX=0"), info
-    if classify(AIOHTTP_VERSION)[0] == AFFECTED:
-        assert info["has_added_method"] is False
+    assert info["applied_fixes"] == []
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess[str]) -> None:
@@ -282,7 +278,7 @@ def test_enable_activates_every_new_interpreter(site: Venv) -> None:
 
 
 def _installed_block_path(venv: Venv) -> str:
-    code = "from aiohttp_waiterfix._sitecustomize import installed_block_path as f; print(f())"
+    code = "from aiohttp_waiterfix._enable import installed_block_path as f; print(f())"
     return str(run(venv, str(venv.python), "-c", code).stdout).strip()
 
 
@@ -456,3 +452,53 @@ def test_kill_switch(site: Venv, entry: str) -> None:
         info = probe(site, str(site.run_wrapper), env=off)
         assert_killed(info)
         assert "_bootstrap" not in info["pythonpath"]  # the command ran unchanged
+
+
+# --- the status command: what an application started here gets ------------------------
+
+
+def status_json(venv: Venv, *prefix: str, env: Optional[Dict[str, str]] = None) -> Tuple[int, Dict[str, Any]]:
+    proc = run(venv, *prefix, str(venv.python), "-m", "aiohttp_waiterfix", "status", "--json", env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    report: Dict[str, Any] = json.loads(proc.stdout)
+    return proc.returncode, report
+
+
+@pytest.mark.parametrize("case", ["nothing enabled", "enabled", "run wrapper", "kill switch with enable"])
+def test_status_tells_what_an_application_started_here_gets(site: Venv, case: str) -> None:
+    """The command imports the package itself, but must never count its own activation."""
+    expected = expected_status(AIOHTTP_VERSION)
+    prefix: List[str] = []
+    env: Dict[str, str] = {}
+    if case in ("enabled", "kill switch with enable"):
+        assert cli(site, "enable").returncode == 0
+    if case == "run wrapper":
+        prefix = [str(site.run_wrapper)]
+    if case == "kill switch with enable":
+        env = {"AIOHTTP_WAITERFIX": "0"}
+    code, report = status_json(site, *prefix, env=env)
+    assert report["aiohttp_version"] == AIOHTTP_VERSION
+    assert [fix["id"] for fix in report["fixes"]] == [fix.id for fix in expected.fixes]
+    assert [fix["affected"] for fix in report["fixes"]] == [fix.affected for fix in expected.fixes]
+    gets_fixes = case in ("enabled", "run wrapper")
+    if expected.affected:
+        assert code == (0 if gets_fixes else 1), report
+        assert report["protected"] is report["applied"] is gets_fixes
+        assert all(fix["applied"] is gets_fixes for fix in report["fixes"] if fix["affected"])
+        if case == "kill switch with enable":
+            assert "AIOHTTP_WAITERFIX=0" in report["reason"]
+        if gets_fixes:
+            assert report["activated_by"] == {"enabled": "sitecustomize", "run wrapper": "run-wrapper"}[case]
+    else:  # this release needs no fix: protected whatever is enabled
+        assert code == 0 and report["protected"] is True and report["applied"] is False
+
+
+def test_status_text_says_how_to_turn_the_fixes_on(site: Venv) -> None:
+    proc = cli(site, "status")
+    if not expected_status(AIOHTTP_VERSION).affected:
+        assert proc.returncode == 0 and "protected: yes" in proc.stdout
+        return
+    assert proc.returncode == 1
+    assert "protected: NO" in proc.stdout
+    for way in ("aiohttp_waiterfix enable", "aiohttp-waiterfix-run", "import aiohttp_waiterfix"):
+        assert way in proc.stdout

@@ -1,17 +1,19 @@
 """apply() / revert() / status(): semantics of the public API, in this process.
 
-Every test leaves the patch as it found it (the ``restore`` fixture), so the
-other test modules see the state conftest's import activation made.  Checks
-that need the patch are skipped where this aiohttp is not affected (3.10.11
-and newer) and replaced by the "left alone" checks there.
+Every test leaves the fixes as it found them (the ``restore`` fixture), so
+the other test modules see the state conftest's import activation made.
+What a fix changes is read from its declaration (``_registry.FIXES``), never
+listed here.  Checks that need a fix are skipped where this aiohttp needs
+none, and replaced by the "left alone" checks there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import warnings
 from collections import deque
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -21,54 +23,88 @@ import aiohttp  # isort: skip
 from aiohttp.connector import BaseConnector  # isort: skip
 
 from aiohttp_waiterfix import _patcher
-from aiohttp_waiterfix._versions import AFFECTED, classify
+from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change
+from aiohttp_waiterfix._status import assess
 
-VERDICT, _REASON, _RELEASE = classify(aiohttp.__version__)
-AFFECTED_RELEASE = VERDICT == AFFECTED
-REPLACED = ("connect", "_get", "_available_connections", "_release_waiter", "_release_acquired")
-WRAPPED = ("__init__", "_close")
+VERSION = aiohttp.__version__
+NEEDED = [fix for fix in FIXES if assess(fix, VERSION).affected]
 ADDED = "_wait_for_available_connection"
 
-needs_affected = pytest.mark.skipif(not AFFECTED_RELEASE, reason=f"aiohttp {aiohttp.__version__} is not affected")
-needs_fixed = pytest.mark.skipif(VERDICT != "fixed", reason=f"aiohttp {aiohttp.__version__} is not fixed upstream")
+needs_affected = pytest.mark.skipif(not NEEDED, reason=f"aiohttp {VERSION} needs none of our fixes")
+needs_waiters = pytest.mark.skipif(WAITERS not in NEEDED, reason=f"aiohttp {VERSION} has upstream's waiter fix")
+needs_fixed = pytest.mark.skipif(
+    any(assess(fix, VERSION).affected is not False for fix in FIXES),
+    reason=f"aiohttp {VERSION} is not fixed upstream for every fix",
+)
+
+Owner = Tuple[str, str]
 
 
-def class_dict() -> Dict[str, Any]:
-    return dict(vars(BaseConnector))
+def changes_here() -> List[Change]:
+    """What the fixes this release needs change, read from their declarations."""
+    out = []
+    for fix in NEEDED:
+        variant = _patcher.variant_for(fix, VERSION)
+        assert variant is not None, fix.id
+        out.extend(variant.changes)
+    return out
 
 
-def assert_same_dict(before: Dict[str, Any], after: Dict[str, Any]) -> None:
-    assert set(before) == set(after), f"added {set(after) - set(before)}, removed {set(before) - set(after)}"
-    changed = [name for name in before if before[name] is not after[name]]
-    assert not changed, f"not the very same objects: {changed}"
+def owner_class(module: str, owner: str) -> type:
+    cls: type = getattr(importlib.import_module(module), owner)
+    return cls
+
+
+def class_dicts() -> Dict[Owner, Dict[str, Any]]:
+    """``vars()`` of every class any fix touches (on any release)."""
+    owners = {(change.module, change.owner) for fix in FIXES for change in fix.changes()}
+    out = {}
+    for module, owner in sorted(owners):
+        try:
+            out[(module, owner)] = dict(vars(owner_class(module, owner)))
+        except (ImportError, AttributeError):  # a class this release does not have
+            pass
+    return out
+
+
+def assert_same_dicts(before: Dict[Owner, Dict[str, Any]], after: Dict[Owner, Dict[str, Any]]) -> None:
+    assert set(before) == set(after)
+    for owner in before:
+        b, a = before[owner], after[owner]
+        assert set(b) == set(a), f"{owner}: added {set(a) - set(b)}, removed {set(b) - set(a)}"
+        changed = [name for name in b if b[name] is not a[name]]
+        assert not changed, f"{owner}: not the very same objects: {changed}"
 
 
 @pytest.fixture
 def restore() -> Iterator[None]:
-    """Leave the patch applied or not, exactly as the test found it."""
-    was_applied = aiohttp_waiterfix.status().applied
+    """Leave the fixes applied or not, exactly as the test found them."""
+    was_applied = _patcher.applied_fixes()
     yield
+    aiohttp_waiterfix.revert()
     if was_applied:
         assert aiohttp_waiterfix.apply().applied
-    else:
-        aiohttp_waiterfix.revert()
 
 
 @pytest.fixture
-def originals(restore: None) -> Dict[str, Any]:
-    """BaseConnector.__dict__ of the unpatched release (the patch reverted)."""
+def originals(restore: None) -> Dict[Owner, Dict[str, Any]]:
+    """The touched classes' ``__dict__`` on the unpatched release (every fix reverted)."""
     aiohttp_waiterfix.revert()
-    return class_dict()
+    return class_dicts()
+
+
+def our_warnings(caught: List[warnings.WarningMessage]) -> List[warnings.WarningMessage]:
+    return [w for w in caught if issubclass(w.category, aiohttp_waiterfix.WaiterfixWarning)]
 
 
 # --------------------------------------------------------------------- Status
 
 
 def test_status_is_importable_and_frozen() -> None:
-    from aiohttp_waiterfix import Status
+    from aiohttp_waiterfix import FixStatus, Status
 
-    assert aiohttp_waiterfix.Status is Status
-    assert "Status" in aiohttp_waiterfix.__all__
+    assert aiohttp_waiterfix.Status is Status and aiohttp_waiterfix.FixStatus is FixStatus
+    assert {"Status", "FixStatus"} <= set(aiohttp_waiterfix.__all__)
     status = aiohttp_waiterfix.status()
     assert isinstance(status, Status)
     assert [f.name for f in dataclasses.fields(Status)] == [
@@ -77,7 +113,9 @@ def test_status_is_importable_and_frozen() -> None:
         "applied",
         "reason",
         "activated_by",
+        "fixes",
     ]
+    assert [f.name for f in dataclasses.fields(FixStatus)] == ["id", "affected", "applied", "reason"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         status.applied = not status.applied  # type: ignore[misc]
     assert hash(status) == hash(dataclasses.replace(status))
@@ -93,81 +131,126 @@ def test_public_names() -> None:
 
 def test_status_describes_this_process() -> None:
     status = aiohttp_waiterfix.status()
-    assert status.aiohttp_version == aiohttp.__version__
+    assert status.aiohttp_version == VERSION
     assert isinstance(status.reason, str) and status.reason
-    if status.applied:
-        assert status.affected is True
-        assert ADDED in vars(BaseConnector)
+    assert [fix.id for fix in status.fixes] == [fix.id for fix in FIXES]
+    for fix, fix_status in zip(FIXES, status.fixes):
+        assert fix_status.affected == assess(fix, VERSION).affected, fix.id
+        assert fix_status.reason
+    assert status.applied == (bool(NEEDED) and all(f.applied for f in status.fixes if f.affected))
 
 
 # ---------------------------------------------------------------- affected
 
 
 @needs_affected
-def test_apply_replaces_exactly_the_documented_methods(originals: Dict[str, Any]) -> None:
+def test_apply_changes_exactly_what_the_declarations_say(originals: Dict[Owner, Dict[str, Any]]) -> None:
     import wrapt
 
     status = aiohttp_waiterfix.apply()
-    assert status.applied and status.affected is True
-    assert status.aiohttp_version == aiohttp.__version__
+    assert status.applied and status.affected is True, status
+    assert status.aiohttp_version == VERSION
     assert status.activated_by == "apply()"
-    assert aiohttp.__version__ in status.reason
-    patched = class_dict()
-    assert set(patched) - set(originals) == {ADDED}
-    changed = {name for name in originals if patched[name] is not originals[name]}
-    assert changed == set(REPLACED) | set(WRAPPED)
-    for name in WRAPPED:
-        wrapper = patched[name]
-        assert isinstance(wrapper, wrapt.FunctionWrapper)
-        assert wrapper.__wrapped__ is originals[name], f"{name}: more than one layer"
+    assert VERSION in status.reason
+    assert {fix.id for fix in status.fixes if fix.applied} == {fix.id for fix in NEEDED}
+    patched = class_dicts()
+    expected = {(c.module, c.owner, c.name): c for c in changes_here()}
+    for owner, before in originals.items():
+        after = patched[owner]
+        added = {(*owner, name) for name in set(after) - set(before)}
+        changed = {(*owner, name) for name in before if after[name] is not before[name]}
+        assert added == {key for key in expected if key[:2] == owner and expected[key].kind == ADD}
+        assert changed == {key for key in expected if key[:2] == owner and expected[key].kind != ADD}
+    for (module, owner, name), change in expected.items():
+        new = patched[(module, owner)][name]
+        if change.kind == WRAP:
+            assert isinstance(new, wrapt.FunctionWrapper)
+            assert new.__wrapped__ is originals[(module, owner)][name], f"{name}: more than one layer"
+        else:
+            assert new is getattr(
+                importlib.import_module(f"aiohttp_waiterfix.fixes.{_module_of(change)}"), change.using
+            )
+
+
+def _module_of(change: Change) -> str:
+    return next(fix.module for fix in FIXES if change in fix.changes())
 
 
 @needs_affected
-def test_apply_is_idempotent(originals: Dict[str, Any]) -> None:
+def test_apply_is_idempotent(originals: Dict[Owner, Dict[str, Any]]) -> None:
     first = aiohttp_waiterfix.apply()
-    patched = class_dict()
+    patched = class_dicts()
     again = aiohttp_waiterfix.apply()
     assert again == first
-    assert_same_dict(patched, class_dict())
+    assert_same_dicts(patched, class_dicts())
 
 
 @needs_affected
-def test_revert_restores_the_very_same_objects(originals: Dict[str, Any]) -> None:
+def test_revert_restores_the_very_same_objects(originals: Dict[Owner, Dict[str, Any]]) -> None:
     aiohttp_waiterfix.apply()
     status = aiohttp_waiterfix.revert()
     assert not status.applied
     assert status.affected is True
     assert "revert" in status.reason
-    assert ADDED not in vars(BaseConnector)
-    assert_same_dict(originals, class_dict())
+    assert not any(fix.applied for fix in status.fixes)
+    assert_same_dicts(originals, class_dicts())
     assert aiohttp_waiterfix.status() == status
 
 
 @needs_affected
-def test_revert_is_idempotent(originals: Dict[str, Any]) -> None:
+def test_revert_is_idempotent(originals: Dict[Owner, Dict[str, Any]]) -> None:
     first = aiohttp_waiterfix.revert()
     second = aiohttp_waiterfix.revert()
     assert first == second
     assert not second.applied
-    assert_same_dict(originals, class_dict())
+    assert_same_dicts(originals, class_dicts())
 
 
 @needs_affected
-def test_apply_revert_apply(originals: Dict[str, Any]) -> None:
+def test_apply_revert_apply(originals: Dict[Owner, Dict[str, Any]]) -> None:
     aiohttp_waiterfix.apply()
-    first = class_dict()
+    first = class_dicts()
     aiohttp_waiterfix.revert()
     assert aiohttp_waiterfix.apply().applied
-    second = class_dict()
-    assert set(first) == set(second)
-    # The replacement functions are module-level objects: the same ones again.
-    for name in (*REPLACED[2:], "connect", ADDED):
-        assert first[name] is second[name], name
-    for name in WRAPPED:
-        assert second[name].__wrapped__ is originals[name]
+    second = class_dicts()
+    for change in changes_here():
+        a, b = first[(change.module, change.owner)][change.name], second[(change.module, change.owner)][change.name]
+        if change.kind == WRAP:  # a new wrapper around the very same original
+            assert b.__wrapped__ is originals[(change.module, change.owner)][change.name]
+        else:  # module-level objects: the same ones again
+            assert a is b, change.target
 
 
 @needs_affected
+@pytest.mark.parametrize("fix_id", [fix.id for fix in NEEDED])
+def test_each_fix_can_be_skipped_alone(originals: Dict[Owner, Dict[str, Any]], fix_id: str) -> None:
+    status = aiohttp_waiterfix.apply(skip=[fix_id])
+    by_id = {fix.id: fix for fix in status.fixes}
+    assert not by_id[fix_id].applied and "skipped" in by_id[fix_id].reason
+    assert all(fix.applied for fix in status.fixes if fix.affected and fix.id != fix_id)
+    assert not status.applied and fix_id in status.reason
+    skipped = [c for c in changes_here() if c in next(f for f in FIXES if f.id == fix_id).changes()]
+    patched = class_dicts()
+    for change in skipped:
+        owner = (change.module, change.owner)
+        assert patched[owner].get(change.name) is originals[owner].get(change.name), change.target
+
+
+@needs_affected
+def test_skip_from_the_environment_and_unknown_ids_warn(
+    originals: Dict[Owner, Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skipped = NEEDED[0].id
+    monkeypatch.setenv("AIOHTTP_WAITERFIX_SKIP", f" {skipped.upper()} ,, no-such-fix")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = aiohttp_waiterfix.apply()
+    by_id = {fix.id: fix for fix in status.fixes}
+    assert by_id[skipped].reason == "skipped by AIOHTTP_WAITERFIX_SKIP"
+    assert any("no-such-fix" in str(w.message) for w in our_warnings(caught))
+
+
+@needs_waiters
 def test_waiter_queues_follow_the_patch(restore: None) -> None:
     import asyncio
 
@@ -183,8 +266,8 @@ def test_waiter_queues_follow_the_patch(restore: None) -> None:
     assert asyncio.run(make()).default_factory is not deque
 
 
-@needs_affected
-def test_refused_when_someone_else_added_the_method(originals: Dict[str, Any]) -> None:
+@needs_waiters
+def test_refused_when_someone_else_added_the_method(originals: Dict[Owner, Dict[str, Any]]) -> None:
     def foreign(self: Any) -> None:  # pragma: no cover - never called
         pass
 
@@ -194,22 +277,30 @@ def test_refused_when_someone_else_added_the_method(originals: Dict[str, Any]) -
             warnings.simplefilter("always")
             status = aiohttp_waiterfix.apply()
             again = aiohttp_waiterfix.apply()
+        waiters = next(fix for fix in status.fixes if fix.id == "waiters")
         assert not status.applied and status.affected is True
-        assert "refused" in status.reason and ADDED in status.reason
+        assert not waiters.applied and "refused" in waiters.reason and ADDED in waiters.reason
+        assert all(fix.applied for fix in status.fixes if fix.affected and fix.id != "waiters"), "others still apply"
         assert again == status
-        ours = [w for w in caught if issubclass(w.category, aiohttp_waiterfix.WaiterfixWarning)]
-        assert len(ours) <= 1  # once per reason per process (another test may have seen it first)
+        assert len(our_warnings(caught)) <= 1  # once per reason per process (another test may have seen it first)
+        expected = class_dicts()
         assert vars(BaseConnector)[ADDED] is foreign
-        assert_same_dict({**originals, ADDED: foreign}, class_dict())
+        assert expected[("aiohttp.connector", "BaseConnector")] == {
+            **originals[("aiohttp.connector", "BaseConnector")],
+            ADDED: foreign,
+        }
     finally:
         del BaseConnector._wait_for_available_connection  # type: ignore[attr-defined]
+        aiohttp_waiterfix.revert()
     assert aiohttp_waiterfix.apply().applied
 
 
-@needs_affected
-def test_refused_when_a_method_was_replaced(originals: Dict[str, Any]) -> None:
+@needs_waiters
+def test_refused_when_a_method_was_replaced(originals: Dict[Owner, Dict[str, Any]]) -> None:
+    original = originals[("aiohttp.connector", "BaseConnector")]["_release_waiter"]
+
     def changed(self: Any) -> None:  # pragma: no cover - never called
-        return originals["_release_waiter"](self)
+        return original(self)  # type: ignore[no-any-return]
 
     BaseConnector._release_waiter = changed  # type: ignore[method-assign]
     try:
@@ -221,55 +312,45 @@ def test_refused_when_a_method_was_replaced(originals: Dict[str, Any]) -> None:
         assert vars(BaseConnector)["_release_waiter"] is changed
         assert ADDED not in vars(BaseConnector)
     finally:
-        BaseConnector._release_waiter = originals["_release_waiter"]  # type: ignore[method-assign]
+        BaseConnector._release_waiter = original  # type: ignore[method-assign]
+        aiohttp_waiterfix.revert()
     assert aiohttp_waiterfix.apply().applied
-    assert vars(BaseConnector)["_release_waiter"] is not originals["_release_waiter"]
+    assert vars(BaseConnector)["_release_waiter"] is not original
 
 
 @needs_affected
-def test_a_failure_half_way_restores_everything(originals: Dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_half_way_restores_that_fix(
+    originals: Dict[Owner, Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import wrapt
 
     real = wrapt.wrap_function_wrapper
+    victim = next(c for c in changes_here() if c.kind == WRAP)
 
-    def fail_on_close(module: Any, name: str, wrapper: Any) -> Any:
-        if name == "_close":
+    def fail_on_victim(owner: Any, name: str, wrapper: Any) -> Any:
+        if owner.__name__ == victim.owner and name == victim.name:
             raise RuntimeError("injected failure")
-        return real(module, name, wrapper)
+        return real(owner, name, wrapper)
 
-    monkeypatch.setattr(wrapt, "wrap_function_wrapper", fail_on_close)
-    with pytest.raises(RuntimeError, match="injected"):
-        # apply_to_module lets internal errors out; the import hook catches them.
-        _patcher.apply_to_module(__import__("aiohttp.connector").connector, "test")
-    assert not aiohttp_waiterfix.status().applied
-    assert_same_dict(originals, class_dict())
+    monkeypatch.setattr(wrapt, "wrap_function_wrapper", fail_on_victim)
+    status = aiohttp_waiterfix.apply()
+    failed = next(fix for fix in status.fixes if fix.affected and not fix.applied)
+    assert "injected" in failed.reason and "refused" in failed.reason
     monkeypatch.undo()
+    by_fix = {c for fix in FIXES if fix.id == failed.id for c in fix.changes()}
+    now = class_dicts()
+    for owner, before in originals.items():
+        for name in set(before) | set(now[owner]):
+            if any((c.module, c.owner, c.name) == (*owner, name) for c in by_fix):
+                assert now[owner].get(name) is before.get(name), f"{name} of the failed fix was not put back"
+    aiohttp_waiterfix.revert()
     assert aiohttp_waiterfix.apply().applied
 
 
-# ------------------------------------------------------------------- fixed
-
-
-@needs_fixed
-def test_fixed_release_is_left_alone(restore: None) -> None:
-    before = class_dict()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        status = aiohttp_waiterfix.apply()
-        reverted = aiohttp_waiterfix.revert()
-    assert not status.applied
-    assert status.affected is False
-    assert "fixed upstream" in status.reason
-    assert status.aiohttp_version == aiohttp.__version__
-    assert not reverted.applied and reverted.affected is False
-    assert_same_dict(before, class_dict())
-    assert not [w for w in caught if issubclass(w.category, aiohttp_waiterfix.WaiterfixWarning)]
-
-
-@needs_affected
-def test_revert_refuses_to_drop_a_wrapper_added_after_ours(originals: Dict[str, Any]) -> None:
+@needs_waiters
+def test_revert_refuses_to_drop_a_wrapper_added_after_ours(originals: Dict[Owner, Dict[str, Any]]) -> None:
     """Someone (a tracer) wrapped connect after the patch: revert must not silently remove them."""
-    status = aiohttp_waiterfix.apply()
+    aiohttp_waiterfix.apply()
     ours = vars(BaseConnector)["connect"]
 
     async def traced_connect(self: Any, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
@@ -280,11 +361,32 @@ def test_revert_refuses_to_drop_a_wrapper_added_after_ours(originals: Dict[str, 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             refused = aiohttp_waiterfix.revert()
-        assert refused.applied and refused == status
+        waiters = next(fix for fix in refused.fixes if fix.id == "waiters")
+        assert waiters.applied and not any(fix.applied for fix in refused.fixes if fix.id != "waiters")
         assert vars(BaseConnector)["connect"] is traced_connect
         assert ADDED in vars(BaseConnector)
-        assert [w for w in caught if issubclass(w.category, aiohttp_waiterfix.WaiterfixWarning)]
+        assert our_warnings(caught)
     finally:
         BaseConnector.connect = ours  # type: ignore[method-assign]
     assert not aiohttp_waiterfix.revert().applied
-    assert_same_dict(originals, class_dict())
+    assert_same_dicts(originals, class_dicts())
+
+
+# ------------------------------------------------------------------- fixed
+
+
+@needs_fixed
+def test_fixed_release_is_left_alone(restore: None) -> None:
+    before = class_dicts()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = aiohttp_waiterfix.apply()
+        reverted = aiohttp_waiterfix.revert()
+    assert not status.applied
+    assert status.affected is False
+    assert "fixed upstream" in status.reason
+    assert all(fix.affected is False and not fix.applied for fix in status.fixes)
+    assert status.aiohttp_version == VERSION
+    assert not reverted.applied and reverted.affected is False
+    assert_same_dicts(before, class_dicts())
+    assert not our_warnings(caught)

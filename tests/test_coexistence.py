@@ -261,9 +261,7 @@ def main():
 
     import aiohttp_waiterfix
     from aiohttp_waiterfix import _patcher
-    from aiohttp_waiterfix._fingerprint import check_methods
     from aiohttp_waiterfix._scenario import ScenarioConfig, run_scenario
-    from aiohttp_waiterfix._versions import RELEASE_INDEX
 
     out["connector_loader"] = type(aiohttp.connector.__loader__).__name__
     status = aiohttp_waiterfix.status()
@@ -278,7 +276,7 @@ def main():
 
     their_session_attrs = {name: vars(aiohttp.ClientSession)[name] for name in ("__init__", "_request")}
     out["their_wrappers"] = {name: type(obj).__name__ for name, obj in their_session_attrs.items()}
-    ours_saved = dict(_patcher._originals)
+    ours_saved = [item for items in _patcher._installed.values() for item in items]
     if not ours_saved:
         problem("no originals recorded while the patch is applied")
 
@@ -302,14 +300,9 @@ def main():
     for name, obj in their_session_attrs.items():
         if vars(aiohttp.ClientSession)[name] is not obj:
             problem(f"revert() replaced ClientSession.{name}")
-    for name, original in ours_saved.items():
-        if vars(BaseConnector).get(name) is not original:
-            problem(f"revert() did not restore BaseConnector.{name}")
-    if "_wait_for_available_connection" in vars(BaseConnector):
-        problem("revert() left BaseConnector._wait_for_available_connection")
-    mismatch = check_methods(BaseConnector, aiohttp.__version__, RELEASE_INDEX)
-    if mismatch:
-        problem(f"after revert(): {mismatch}")
+    for item in ours_saved:
+        if vars(item.owner).get(item.name, _patcher._ABSENT) is not item.original:
+            problem(f"revert() did not restore {item.owner.__name__}.{item.name}")
     if before_ours is not None:
         left = changed(before_ours, class_dicts())
         if left:

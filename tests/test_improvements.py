@@ -29,7 +29,7 @@ from support import (
     waiter_count,
 )
 
-pytestmark = pytest.mark.improvement
+pytestmark = pytest.mark.improvement("waiters")
 
 
 def test_woken_then_cancelled_waiter_passes_its_wakeup_on() -> None:

@@ -56,10 +56,13 @@ import aiohttp_waiterfix  # noqa: E402  (activation before aiohttp is imported)
 import aiohttp  # noqa: E402  isort: skip
 from aiohttp import web  # noqa: E402  isort: skip
 
-from support import FakeProtocol, FakeRequest, TraceFailure  # noqa: E402
+from support import (  # noqa: E402
+    PATCHED,
+    FakeProtocol,
+    FakeRequest,
+    TraceFailure,
+)
 
-STATUS = aiohttp_waiterfix.status()
-PATCHED = STATUS.applied
 AIOHTTP_VERSION = tuple(int(p) for p in aiohttp.__version__.split(".")[:3] if p.isdigit())
 UPSTREAM_UNPATCHED = AIOHTTP_VERSION >= (3, 10, 11) and not PATCHED
 """aiohttp with the upstream fix and without ours: the facts file's remaining holes show."""

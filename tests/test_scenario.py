@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from support import PATCHED, run
 
-import aiohttp_waiterfix
+from aiohttp_waiterfix._registry import WAITERS
 from aiohttp_waiterfix._scenario import ScenarioConfig, run_scenario
-from aiohttp_waiterfix._versions import AFFECTED, classify
+from aiohttp_waiterfix._status import assess
 
 CONFIG = ScenarioConfig(duration=3, slow_period=1.5, late_after=2.2, workers=60)
 WEDGE_ATTEMPTS = 3
@@ -46,10 +46,10 @@ def _scenario_in_process() -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 def test_scenario_keeps_serving_after_the_slow_period() -> None:
     result = _scenario_in_process()
-    assert result.applied == PATCHED == aiohttp_waiterfix.status().applied
+    assert result.applied == PATCHED
     assert result.ok_late > 0, f"wedged: no answer after {CONFIG.late_after} s ({result.ok_per_second} per second)"
     assert result.acquired_at_end == 0, "slots still held once every request ended"
     assert result.waiters_at_end == 0, "waiters still queued once every request ended"
@@ -76,9 +76,9 @@ def _run_unpatched_child() -> Dict[str, Any]:
 @pytest.mark.slow
 def test_unpatched_release_wedges() -> None:
     """The reproduction reproduces: the same run without the patch wedges."""
-    verdict, reason, _ = classify(aiohttp.__version__)
-    if verdict != AFFECTED:
-        pytest.skip(f"nothing to reproduce: {reason}")
+    waiters = assess(WAITERS, aiohttp.__version__)
+    if not waiters.affected:
+        pytest.skip(f"nothing to reproduce: {waiters.reason}")
     outcomes = []
     for _ in range(WEDGE_ATTEMPTS):
         result = _run_unpatched_child()

@@ -27,10 +27,14 @@ import aiohttp_waiterfix
 
 import aiohttp  # isort: skip
 
-from aiohttp_waiterfix._versions import AFFECTED, classify
+from aiohttp_waiterfix._registry import WAITERS
+from aiohttp_waiterfix._status import assess, expected_status
 
-VERDICT = classify(aiohttp.__version__)[0]
-needs_affected = pytest.mark.skipif(VERDICT != AFFECTED, reason=f"aiohttp {aiohttp.__version__} is not affected")
+NEEDS_FIXES = bool(expected_status(aiohttp.__version__).affected)
+needs_affected = pytest.mark.skipif(not NEEDS_FIXES, reason=f"aiohttp {aiohttp.__version__} needs none of our fixes")
+needs_waiters = pytest.mark.skipif(
+    not assess(WAITERS, aiohttp.__version__).affected, reason=f"aiohttp {aiohttp.__version__} has upstream's waiter fix"
+)
 
 PRINT_STATUS = """
 import dataclasses as _dc, json as _json
@@ -290,7 +294,7 @@ def test_affected_version_with_foreign_code_is_refused(tmp_path: Path) -> None:
     assert len(child.warnings) == 1, child.stderr
 
 
-@needs_affected
+@needs_waiters
 @pytest.mark.parametrize("change", ["replaced", "wrapped", "added"])
 def test_changed_connector_is_refused(change: str) -> None:
     edit = {
@@ -331,7 +335,7 @@ def test_garbage_in_the_kill_switch_warns_once_and_keeps_the_default(value: str)
     child = run_child("import aiohttp_waiterfix\nimport aiohttp\n", env={"AIOHTTP_WAITERFIX": value})
     assert len(child.warnings) == 1, child.stderr
     assert repr(value) in child.warnings[0] or value in child.warnings[0]
-    if VERDICT == AFFECTED:
+    if NEEDS_FIXES:
         assert child.status["applied"] is True
 
 

@@ -18,6 +18,7 @@ from typing import Any, List
 
 import pytest
 from support import (
+    PATCHED,
     WAIT,
     FakeTrace,
     TraceFailure,
@@ -62,7 +63,7 @@ async def woken_then_cancelled(connector: Any) -> None:
     assert_idle(connector)
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 def test_woken_then_cancelled_waiter_does_not_lose_the_slot() -> None:
     async def main() -> None:
         connector, _ = make_connector(limit=1)
@@ -113,7 +114,7 @@ def test_cancelled_while_creating_releases_the_slot() -> None:
     run(main)
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 @pytest.mark.parametrize("signal", ["connection_queued_start", "connection_create_start", "connection_reuseconn"])
 def test_cancelled_inside_a_trace_callback_leaves_nothing_behind(signal: str) -> None:
     """Unpatched, these trace callbacks run outside the try block that cleans up."""
@@ -165,7 +166,7 @@ def test_waiters_are_served_fifo() -> None:
     run(main)
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 def test_new_arrival_does_not_starve_a_requeued_waiter() -> None:
     """A woken waiter whose slot was taken meanwhile re-queues *first*; the limit holds.
 
@@ -202,7 +203,7 @@ def test_new_arrival_does_not_starve_a_requeued_waiter() -> None:
 # -------------------------------------------------------------------- limits
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 @pytest.mark.parametrize(
     "limit, limit_per_host, held, host, expected",
     [
@@ -339,7 +340,7 @@ def test_every_trace_gets_every_signal() -> None:
     run(main)
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 @pytest.mark.parametrize("signal", ["connection_queued_start", "connection_create_start", "connection_reuseconn"])
 def test_raising_trace_callback_leaves_no_slot_or_waiter(signal: str) -> None:
     """The placeholder (or pooled protocol) and the waiter are released whatever raises."""
@@ -369,7 +370,7 @@ def test_raising_trace_callback_leaves_no_slot_or_waiter(signal: str) -> None:
 # --------------------------------------------------------------------- close
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 def test_close_cancels_queued_waiters() -> None:
     async def main() -> None:
         connector, _ = make_connector(limit=1)
@@ -404,7 +405,7 @@ def test_close_while_creating_closes_the_new_protocol() -> None:
 # ------------------------------------------------------ the sticky timeouts
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 def test_sticky_timeouts_wedge_recovers() -> None:
     """The issue's wedge: every held connection is released while the waiters
     woken for those slots time out in the same loop turn, and traffic goes on.
@@ -460,7 +461,7 @@ def _run_child(*functions: Any) -> Any:
 def child_connector_made_before_apply() -> Any:
     import aiohttp_waiterfix
 
-    patched = aiohttp_waiterfix.status().applied
+    patched = PATCHED  # our waiter fix is in place
 
     async def main() -> Any:
         if patched:
@@ -481,7 +482,7 @@ def child_connector_made_before_apply() -> Any:
         return {"ok": False, "error": str(exc)}
 
 
-@pytest.mark.fix
+@pytest.mark.fix("waiters")
 def test_connector_created_before_the_patch_keeps_working() -> None:
     """A connector made while unpatched (deque waiters) gets the fixed behaviour once patched."""
     result = _run_child(woken_then_cancelled, child_connector_made_before_apply)
@@ -493,7 +494,7 @@ def test_connector_created_before_the_patch_keeps_working() -> None:
 def child_requests_waiting_in_original_connect() -> Any:
     import aiohttp_waiterfix
 
-    patched = aiohttp_waiterfix.status().applied
+    patched = PATCHED  # our waiter fix is in place
 
     async def main() -> Any:
         if patched:

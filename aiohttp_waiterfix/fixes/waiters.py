@@ -1,7 +1,7 @@
-"""aiohttp 3.10.11's cancellation-safe connection waiters, written for older releases.
+"""Fix ``waiters``: aiohttp 3.10.11's cancellation-safe connection waiters, for older releases.
 
-Each public function here becomes the method of the same name on
-``aiohttp.connector.BaseConnector`` while the patch is applied.  They follow
+``_registry.WAITERS`` says which function here replaces, wraps or is added to
+which method of ``aiohttp.connector.BaseConnector``.  They follow
 3.10.11 (aiohttp PR #9671 and #9623) line for line in behaviour, with two
 deliberate differences:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import OrderedDict, defaultdict, deque
-from typing import TYPE_CHECKING, Any, Callable, DefaultDict, Dict, List, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, DefaultDict, List, Optional, cast
 
 from aiohttp.client_exceptions import ClientConnectionError
 from aiohttp.connector import Connection, _TransportPlaceholder
@@ -222,24 +222,16 @@ async def get_pooled(self: BaseConnector, key: ConnectionKey, traces: List[Trace
     return None
 
 
-_LEGACY_CALL: Any = object()
-
-
-def make_get(original_get: Callable[..., Any]) -> Callable[..., Any]:
-    """Build the patched ``_get``: async ``_get(key, traces)`` as in 3.10.11.
+def wrap_get(wrapped: Callable[..., Any], instance: BaseConnector, args: Any, kwargs: Any) -> Any:
+    """``_get`` wrapper: ``await _get(key, traces)`` as in 3.10.11.
 
     A ``connect()`` that was already running in the original code when the
-    patch was applied calls ``self._get(key)`` and expects the old synchronous
-    result; that call still gets the original method.
+    fix was applied calls ``self._get(key)`` and expects the old synchronous
+    result: that call still runs the original.
     """
-
-    def _get(self: BaseConnector, key: ConnectionKey, traces: Any = _LEGACY_CALL) -> Any:
-        if traces is _LEGACY_CALL:
-            return original_get(self, key)
-        return get_pooled(self, key, traces)
-
-    _get.__doc__ = get_pooled.__doc__
-    return _get
+    if len(args) + len(kwargs) < 2:
+        return wrapped(*args, **kwargs)
+    return get_pooled(instance, *args, **kwargs)
 
 
 def _available_connections(self: BaseConnector, key: ConnectionKey) -> int:
@@ -319,12 +311,3 @@ def wrap_close(wrapped: Callable[[], None], instance: BaseConnector, args: Any, 
                 # waiterfix: 3.10.11 raises here when the loop is already
                 # closed; the future is cancelled all the same.
                 pass
-
-
-PATCHED_METHODS: Dict[str, Any] = {
-    "connect": connect,
-    "_available_connections": _available_connections,
-    "_release_waiter": _release_waiter,
-    "_release_acquired": _release_acquired,
-}
-"""Methods replaced outright (``_get`` is built by ``make_get``)."""

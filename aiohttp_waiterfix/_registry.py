@@ -1,0 +1,123 @@
+"""The fixes, each declared once.
+
+Applying, reverting, ``status()``, fingerprint recording, the README's fix
+table and the tests that check "everything replaced, everything restored" all
+read these declarations; nothing else lists what a fix touches.  A fix's code
+lives in ``aiohttp_waiterfix/fixes/<module>.py``, its tests in
+``tests/test_fix_<module>.py``.  Importing this module imports no aiohttp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+REPLACE = "replace"
+"""Set the attribute to the fix's object (the original must be the code we know)."""
+WRAP = "wrap"
+"""Wrap the attribute with a ``wrapt`` function wrapper (the original keeps running inside)."""
+ADD = "add"
+"""Add an attribute the release does not have (refused if it has one)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One attribute of aiohttp that a fix replaces, wraps or adds."""
+
+    kind: str
+    """REPLACE, WRAP or ADD."""
+    module: str
+    """aiohttp's module, e.g. ``aiohttp.connector``."""
+    owner: str
+    """The class in that module, e.g. ``BaseConnector``."""
+    name: str
+    """The attribute, e.g. ``connect``."""
+    using: str
+    """The attribute of the fix's module that is installed (the wrapper, for WRAP)."""
+    fingerprinted: bool = True
+    """Refuse unless the original's code is recorded for this release (always False for ADD)."""
+
+    @property
+    def target(self) -> str:
+        return f"{self.owner}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The changes a fix makes on the releases ``first``..``last``, whose code has one shape."""
+
+    first: str
+    last: str
+    changes: Tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class Fix:
+    id: str
+    """Stable short name: ``AIOHTTP_WAITERFIX_SKIP`` and ``status()`` use it."""
+    title: str
+    """What goes wrong without it, in a few words."""
+    upstream: Tuple[str, ...]
+    """aiohttp issue and pull-request numbers, e.g. ``("issue 9670", "pull 9671")``."""
+    first_affected: str
+    fixed_in: str
+    """First aiohttp release with upstream's fix: the releases from ``first_affected`` to the one before it get ours."""
+    module: str
+    """Our code: ``aiohttp_waiterfix.fixes.<module>``."""
+    variants: Tuple[Variant, ...]
+
+    @property
+    def refs(self) -> str:
+        """``aiohttp#9670, aiohttp#9671``: how the README and ``status`` name upstream's issue and fix."""
+        return ", ".join(f"aiohttp#{ref.split()[1]}" for ref in self.upstream)
+
+    @property
+    def links(self) -> Tuple[str, ...]:
+        return tuple(
+            f"https://github.com/aio-libs/aiohttp/{kind}s/{number}"
+            for kind, number in (ref.split() for ref in self.upstream)
+        )
+
+    def changes(self) -> Tuple[Change, ...]:
+        """Every change of every variant, each attribute once (for tests and fingerprint recording)."""
+        seen: Dict[Tuple[str, str], Change] = {}
+        for variant in self.variants:
+            for change in variant.changes:
+                seen.setdefault((change.module, change.target), change)
+        return tuple(seen.values())
+
+
+def _connector(kind: str, name: str, using: str = "", *, owner: str = "BaseConnector", **kw: bool) -> Change:
+    return Change(kind, "aiohttp.connector", owner, name, using or name, **kw)
+
+
+WAITERS = Fix(
+    id="waiters",
+    title="cancelled requests wedge the connection pool (sticky timeouts)",
+    upstream=("issue 9670", "pull 9671"),
+    first_affected="3.8.0",
+    fixed_in="3.10.11",
+    module="waiters",
+    variants=(
+        Variant(
+            "3.8.0",
+            "3.10.10",
+            (
+                _connector(REPLACE, "connect"),
+                _connector(REPLACE, "_available_connections"),
+                _connector(REPLACE, "_release_waiter"),
+                _connector(REPLACE, "_release_acquired"),
+                _connector(WRAP, "_get", "wrap_get"),
+                _connector(WRAP, "_close", "wrap_close"),
+                # Its code changes in every release; the wrapper only sets _waiters after it.
+                _connector(WRAP, "__init__", "wrap_init", fingerprinted=False),
+                _connector(ADD, "_wait_for_available_connection", fingerprinted=False),
+            ),
+        ),
+    ),
+)
+
+FIXES: Tuple[Fix, ...] = (WAITERS,)
+"""Every fix, in the order they are applied."""
+
+FIX_IDS: Tuple[str, ...] = tuple(fix.id for fix in FIXES)
