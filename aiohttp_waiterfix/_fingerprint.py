@@ -37,9 +37,18 @@ def source_fingerprint(lines: Sequence[str], first_line: int) -> str:
 
 
 def _statement_tokens(block: Sequence[str]) -> Iterator[Tuple[str, str]]:
-    """The tokens of ``block`` that carry meaning, with bare-string statements left out."""
+    """The tokens of ``block`` that carry meaning, with bare-string statements left out.
+
+    The block's own indentation (a method sits one level in) is not part of it.
+    """
+    tokens = list(_tokens(block))
+    outer = next((i for i, (kind, _) in enumerate(tokens) if kind != "INDENT"), len(tokens))
+    if outer:
+        tokens = tokens[outer:]
+        closing = [i for i, (kind, _) in enumerate(tokens) if kind == "DEDENT"][-outer:]
+        tokens = [token for i, token in enumerate(tokens) if i not in closing]
     statement: List[Tuple[str, str]] = []
-    for kind, text in _tokens(block):
+    for kind, text in tokens:
         statement.append((kind, text))
         if kind in ("NEWLINE", "INDENT", "DEDENT"):
             if not _only_plain_strings(statement[:-1]):

@@ -8,24 +8,24 @@ from typing import Dict, Tuple
 TABLE: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = {
     "waiters": {
         "BaseConnector._available_connections": {
-            "272bbcdc574d70a1": (("3.8.0", "3.10.10"),),
+            "3fe1baa1e839a962": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._close": {
-            "eda4becb24f3bc3d": (("3.8.0", "3.10.10"),),
+            "f62cc47b5ded48cb": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._get": {
-            "180ba1e972534a1b": (("3.8.0", "3.10.10"),),
+            "1c7371576590b629": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._release_acquired": {
-            "aae6eeb2c324d17d": (("3.8.0", "3.10.10"),),
+            "3c3ce8c0c45ae27a": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._release_waiter": {
-            "d6f0c3ea30dd7e0a": (("3.8.0", "3.10.10"),),
+            "38022ee09876bbcb": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector.connect": {
-            "0cd4f28808ac0969": (("3.8.0", "3.8.6"),),
-            "84ef185fdecb26e6": (("3.9.0", "3.10.8"),),
-            "d391564f43762de5": (("3.10.9", "3.10.10"),),
+            "b9f385d1fd0dcfa2": (("3.8.0", "3.8.6"),),
+            "bd8662b9f6073589": (("3.10.9", "3.10.10"),),
+            "ffb1e7d82f239840": (("3.9.0", "3.10.8"),),
         },
     },
 }

@@ -73,10 +73,16 @@ class Fix:
 
     @property
     def links(self) -> Tuple[str, ...]:
+        paths = {"issue": "issues", "pull": "pull"}
         return tuple(
-            f"https://github.com/aio-libs/aiohttp/{kind}s/{number}"
-            for kind, number in (ref.split() for ref in self.upstream)
+            f"https://github.com/aio-libs/aiohttp/{paths[kind]}/{number}"
+            for kind, number in map(str.split, self.upstream)
         )
+
+    @property
+    def last_affected(self) -> str:
+        """The newest release we patch (the one before ``fixed_in``)."""
+        return self.variants[-1].last
 
     def changes(self) -> Tuple[Change, ...]:
         """Every change of every variant, each attribute once (for tests and fingerprint recording)."""
