@@ -16,88 +16,107 @@ never guess.
 from __future__ import annotations
 
 import hashlib
-import inspect
-import io
 import linecache
-import tokenize
+import re
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
-_DROPPED = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER})
-_FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # Python 3.12+ splits f-strings into tokens
-_FSTRING_END = getattr(tokenize, "FSTRING_END", None)
+# One pass of a small regex tokenizer, not the ``tokenize`` module: that is pure
+# Python before 3.12, tokenizes f-strings differently from 3.12 on, and costs
+# ~2 ms a method while the application imports aiohttp.  This one is the same
+# on every Python and fast.  It needs only what tells statements apart: string
+# literals whole (with their prefix, f-strings included), comments, line ends,
+# words (names, keywords, numbers) and single operator characters.
+_QUOTES = ("'''", '"""', "'", '"')
+_STRING = "[rRbBuUfF]{0,2}(?:" + "|".join(
+    # a triple-quoted literal up to its closing quotes, escapes skipped; a short one within its line
+    (q + r"(?:\\[\s\S]|[^\\])*?" + q) if len(q) == 3 else (q + r"(?:\\[\s\S]|[^\\\n" + q + "])*" + q)
+    for q in _QUOTES
+) + ")"
+_TOKEN = re.compile(
+    rf"(?P<string>{_STRING})"
+    r"|(?P<comment>#[^\r\n]*)"
+    r"|(?P<newline>\r?\n)"
+    r"|(?P<continuation>\\\r?\n)"
+    r"|(?P<space>[ \t\f]+)"
+    r"|(?P<word>\w+)"
+    r"|(?P<op>\S)"
+)
+_OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
 
 
 def source_fingerprint(lines: Sequence[str], first_line: int) -> str:
     """Fingerprint of the ``def`` (or decorated ``def``) starting at line ``first_line`` (1-based)."""
-    block = inspect.getblock(lines[first_line - 1 :])
     digest = hashlib.sha256()
-    for kind, text in _statement_tokens(block):
+    for kind, text in _statements(_logical_lines("".join(lines[first_line - 1 :]))):
         digest.update(f"{kind}\x00{text}\x01".encode())
     return digest.hexdigest()[:16]
 
 
-def _statement_tokens(block: Sequence[str]) -> Iterator[Tuple[str, str]]:
-    """The tokens of ``block`` that carry meaning, with bare-string statements left out.
+def _logical_lines(source: str) -> Iterator[Tuple[int, List[Tuple[str, str]]]]:
+    """``(indentation, tokens)`` of each logical line of the block that starts ``source``."""
+    depth = 0
+    indent: Optional[int] = None
+    tokens: List[Tuple[str, str]] = []
+    base: Optional[int] = None
+    header_done = False
+    for match in _TOKEN.finditer(source):
+        kind = match.lastgroup
+        text = match.group()
+        if kind == "space":
+            if indent is None and depth == 0 and not tokens:
+                indent = len(text.expandtabs(8))
+            continue
+        if kind in ("comment", "continuation"):
+            continue
+        if kind == "newline":
+            if depth or not tokens:  # inside brackets, or a blank / comment-only line
+                if not tokens:
+                    indent = None
+                continue
+            assert indent is not None
+            yield indent, tokens
+            if ("word", "def") in tokens:
+                header_done = True
+            tokens, indent = [], None
+            continue
+        if indent is None:
+            indent = 0
+        if not tokens and depth == 0:  # the first token of a logical line
+            if base is None:
+                base = indent
+            elif header_done and indent <= base:
+                return  # the block has ended
+        if text in _OPEN:
+            depth += 1
+        elif text in _CLOSE:
+            depth -= 1
+        tokens.append((str(kind), text))
+    if tokens and indent is not None:
+        yield indent, tokens
 
-    The block's own indentation (a method sits one level in) is not part of it.
-    """
-    tokens = list(_tokens(block))
-    outer = next((i for i, (kind, _) in enumerate(tokens) if kind != "INDENT"), len(tokens))
-    if outer:
-        tokens = tokens[outer:]
-        closing = [i for i, (kind, _) in enumerate(tokens) if kind == "DEDENT"][-outer:]
-        tokens = [token for i, token in enumerate(tokens) if i not in closing]
-    statement: List[Tuple[str, str]] = []
-    for kind, text in tokens:
-        statement.append((kind, text))
-        if kind in ("NEWLINE", "INDENT", "DEDENT"):
-            if not _only_plain_strings(statement[:-1]):
-                yield from statement
-            elif kind != "NEWLINE":
-                yield statement[-1]
-            statement = []
-    yield from statement
 
-
-def _only_plain_strings(tokens: Sequence[Tuple[str, str]]) -> bool:
-    """A docstring-like statement: string literals only, no f-string (those can call things)."""
-    return bool(tokens) and all(kind == "STRING" and "f" not in _prefix(text) for kind, text in tokens)
+def _statements(lines: Iterator[Tuple[int, List[Tuple[str, str]]]]) -> Iterator[Tuple[str, str]]:
+    """The tokens that carry meaning: block structure as INDENT/DEDENT, docstring-like lines left out."""
+    stack: List[int] = []
+    for indent, tokens in lines:
+        if not stack:
+            stack.append(indent)  # the block's own indentation is not part of it
+        while indent < stack[-1]:
+            stack.pop()
+            yield "DEDENT", ""
+        if indent > stack[-1]:
+            stack.append(indent)
+            yield "INDENT", ""
+        if all(kind == "string" and "f" not in _prefix(text) for kind, text in tokens):
+            continue  # only string literals: a docstring, does nothing (an f-string could call something)
+        yield from tokens
+        yield "NEWLINE", ""
+    for _ in stack[1:]:
+        yield "DEDENT", ""
 
 
 def _prefix(literal: str) -> str:
     return literal[: min(i for i in (literal.find("'"), literal.find('"')) if i >= 0)].lower()
-
-
-def _tokens(block: Sequence[str]) -> Iterator[Tuple[str, str]]:
-    """(kind, text) of each significant token; an f-string is one STRING, as before Python 3.12."""
-    readline = io.StringIO("".join(block)).readline
-    depth = 0
-    start: Tuple[int, int] = (0, 0)
-    for token in tokenize.generate_tokens(readline):
-        if token.type in _DROPPED:
-            continue
-        if token.type == _FSTRING_START:
-            depth += 1
-            if depth == 1:
-                start = token.start
-            continue
-        if depth:
-            if token.type == _FSTRING_END:
-                depth -= 1
-                if not depth:
-                    yield "STRING", _text(block, start, token.end)
-            continue
-        if token.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
-            yield tokenize.tok_name[token.type], ""  # where a line breaks or a block opens, not how wide
-        else:
-            yield tokenize.tok_name[token.type], token.string
-
-
-def _text(block: Sequence[str], start: Tuple[int, int], end: Tuple[int, int]) -> str:
-    (row1, col1), (row2, col2) = start, end
-    if row1 == row2:
-        return block[row1 - 1][col1:col2]
-    return block[row1 - 1][col1:] + "".join(block[row1 : row2 - 1]) + block[row2 - 1][:col2]
 
 
 def underlying_function(value: Any) -> Any:
@@ -118,10 +137,7 @@ def function_fingerprint(value: Any) -> Tuple[Optional[str], str]:
     lines = linecache.getlines(code.co_filename, function.__globals__)
     if not lines:
         return None, f"has no source to check ({code.co_filename} cannot be read: a frozen or .pyc-only install?)"
-    try:
-        return source_fingerprint(lines, code.co_firstlineno), ""
-    except (tokenize.TokenError, IndentationError, SyntaxError, IndexError) as exc:
-        return None, f"has source that cannot be read as Python ({exc})"
+    return source_fingerprint(lines, code.co_firstlineno), ""
 
 
 def recorded(fix_id: str, target: str, fingerprint: str, release: str) -> bool:

@@ -8,24 +8,24 @@ from typing import Dict, Tuple
 TABLE: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = {
     "waiters": {
         "BaseConnector._available_connections": {
-            "3fe1baa1e839a962": (("3.8.0", "3.10.10"),),
+            "9812a3b0672cbf42": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._close": {
-            "f62cc47b5ded48cb": (("3.8.0", "3.10.10"),),
+            "c4c2a7fdb1df311f": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._get": {
-            "1c7371576590b629": (("3.8.0", "3.10.10"),),
+            "995aaf106b7c821e": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._release_acquired": {
-            "3c3ce8c0c45ae27a": (("3.8.0", "3.10.10"),),
+            "a40a6acf7d8de6b5": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector._release_waiter": {
-            "38022ee09876bbcb": (("3.8.0", "3.10.10"),),
+            "7fcd772adfec5afb": (("3.8.0", "3.10.10"),),
         },
         "BaseConnector.connect": {
-            "b9f385d1fd0dcfa2": (("3.8.0", "3.8.6"),),
-            "bd8662b9f6073589": (("3.10.9", "3.10.10"),),
-            "ffb1e7d82f239840": (("3.9.0", "3.10.8"),),
+            "0c95c7fdd6317ffc": (("3.8.0", "3.8.6"),),
+            "bb79bcf06048d18d": (("3.10.9", "3.10.10"),),
+            "c364638b09593b87": (("3.9.0", "3.10.8"),),
         },
     },
 }

@@ -12,8 +12,8 @@ import importlib
 import logging
 import sys
 import threading
-from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from dataclasses import replace
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from ._registry import ADD, FIX_IDS, FIXES, WRAP, Change, Fix, Variant
 from ._startup import SKIP_ENV_VAR, requested_skips
@@ -27,8 +27,7 @@ logger.addHandler(logging.NullHandler())  # a library: the application decides w
 _ABSENT: Any = object()
 
 
-@dataclass(frozen=True)
-class Installed:
+class Installed(NamedTuple):
     """One attribute we set: where, what was there before (or _ABSENT), and what we put."""
 
     owner: type

@@ -9,8 +9,7 @@ lives in ``aiohttp_waiterfix/fixes/<module>.py``, its tests in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 REPLACE = "replace"
 """Set the attribute to the fix's object (the original must be the code we know)."""
@@ -20,8 +19,7 @@ ADD = "add"
 """Add an attribute the release does not have (refused if it has one)."""
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One attribute of aiohttp that a fix replaces, wraps or adds."""
 
     kind: str
@@ -42,8 +40,7 @@ class Change:
         return f"{self.owner}.{self.name}"
 
 
-@dataclass(frozen=True)
-class Variant:
+class Variant(NamedTuple):
     """The changes a fix makes on the releases ``first``..``last``, whose code has one shape."""
 
     first: str
@@ -51,8 +48,9 @@ class Variant:
     changes: Tuple[Change, ...]
 
 
-@dataclass(frozen=True)
-class Fix:
+class Fix(NamedTuple):
+    """One fix: what it is, where upstream fixed it, and the changes it makes per code variant."""
+
     id: str
     """Stable short name: ``AIOHTTP_WAITERFIX_SKIP`` and ``status()`` use it."""
     title: str
