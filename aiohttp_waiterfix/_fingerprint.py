@@ -27,11 +27,15 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 # literals whole (with their prefix, f-strings included), comments, line ends,
 # words (names, keywords, numbers) and single operator characters.
 _QUOTES = ("'''", '"""', "'", '"')
-_STRING = "[rRbBuUfF]{0,2}(?:" + "|".join(
-    # a triple-quoted literal up to its closing quotes, escapes skipped; a short one within its line
-    (q + r"(?:\\[\s\S]|[^\\])*?" + q) if len(q) == 3 else (q + r"(?:\\[\s\S]|[^\\\n" + q + "])*" + q)
-    for q in _QUOTES
-) + ")"
+_STRING = (
+    "[rRbBuUfF]{0,2}(?:"
+    + "|".join(
+        # a triple-quoted literal up to its closing quotes, escapes skipped; a short one within its line
+        (q + r"(?:\\[\s\S]|[^\\])*?" + q) if len(q) == 3 else (q + r"(?:\\[\s\S]|[^\\\n" + q + "])*" + q)
+        for q in _QUOTES
+    )
+    + ")"
+)
 _TOKEN = re.compile(
     rf"(?P<string>{_STRING})"
     r"|(?P<comment>#[^\r\n]*)"
