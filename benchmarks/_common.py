@@ -100,12 +100,10 @@ def base_python() -> str:
     explicit = os.environ.get("WAITERFIX_BENCH_PYTHON")
     if explicit:
         return explicit
-    pyenv = Path.home() / ".pyenv" / "versions"
-    if pyenv.is_dir():
-        candidates = sorted(pyenv.glob(f"{PYTHON_VERSION}.*/bin/python"))
-        if candidates:
-            return str(candidates[-1])
-    return sys.executable
+    sys.path.insert(0, str(REPO / "tools"))
+    from pythons import find_python  # the one interpreter lookup of the noxfile, benchmarks and tools
+
+    return find_python(PYTHON_VERSION) or sys.executable
 
 
 def _run_quiet(cmd: Sequence[str]) -> None:

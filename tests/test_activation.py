@@ -21,20 +21,12 @@ import pytest
 from aiohttp_waiterfix import _run
 from aiohttp_waiterfix._siteblock import BEGIN, BlockError, add_block, make_block, remove_block
 from aiohttp_waiterfix._status import expected_status
+from aiohttp_waiterfix._versions import installed_aiohttp_version
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _installed_aiohttp() -> Optional[str]:
-    try:
-        from importlib.metadata import version
-
-        return version("aiohttp")
-    except Exception:
-        return None
-
-
-AIOHTTP_VERSION = _installed_aiohttp()
+AIOHTTP_VERSION = installed_aiohttp_version()
 
 # Run in the venv's interpreter: what a program that imports aiohttp would see.
 PROBE = """

@@ -185,7 +185,7 @@ async def few_requests(n):
     import aiohttp
     from aiohttp import web
 
-    from aiohttp_waiterfix._scenario import _free_port
+    from aiohttp_waiterfix._scenario import free_port
 
     async def handler(request):
         return web.Response(text="ok")
@@ -194,7 +194,7 @@ async def few_requests(n):
     app.router.add_get("/", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     ok = 0
     try:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import aiohttp_waiterfix  # noqa: E402  (activation before aiohttp is imported)
+from aiohttp_waiterfix._scenario import free_port  # noqa: E402
 
 import aiohttp  # noqa: E402  isort: skip
 from aiohttp import web  # noqa: E402  isort: skip
@@ -799,12 +799,6 @@ def loopback_scenarios(draw: Any) -> LoopbackScenario:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _await_chain(task: asyncio.Task[Any]) -> str:
     """Where a suspended task waits: every coroutine frame down its await chain."""
     lines = []
@@ -849,10 +843,10 @@ async def _run_loopback(scn: LoopbackScenario) -> List[str]:
     await runner.setup()
     ports = []
     for _ in range(scn.hosts):
-        port = _free_port()
+        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         ports.append(port)
-    dead_port = _free_port()  # nothing listens: connection refused
+    dead_port = free_port()  # nothing listens: connection refused
 
     connector = aiohttp.TCPConnector(limit=scn.limit, limit_per_host=scn.limit_per_host)
     session = aiohttp.ClientSession(connector=connector, trace_configs=[_trace_config()])

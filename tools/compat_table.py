@@ -1,28 +1,28 @@
 """Generate the README's compatibility table from the records that nox test runs leave.
 
-Usage: python3 tools/compat_table.py [RESULTS_DIR ...]   (default: the noxfile's RESULTS_DIR, .nox/_results)
+Usage: python3 tools/compat_table.py [RESULTS_DIR ...]   (default: .nox/_results, or $WAITERFIX_RESULTS_DIR)
 
-Every run of our suite (``nox -s tests``, ``nox -s matrix``) writes one JSON record:
-Python, aiohttp release, variant (wheel, sdist-pure-python, ...), whether the patch
-was applied, outcome and test counts.  This merges the new records into
-``docs/compatibility.json`` (committed, so the table can be regenerated and
-reviewed) and rewrites the part of README.md between the ``compat-table`` markers.
-The release list and the pairs left out of the matrix come from noxfile.py, so
-the table and the matrix cannot disagree.  Needs nox importable (it loads noxfile.py).
+Every run of our suite (``nox -s tests``, ``nox -s matrix``) writes one JSON record
+(``testplan.write_record``): Python, aiohttp release, variant (wheel,
+sdist-pure-python, ...), which fixes were applied, outcome and test counts.  This
+merges the new records into ``docs/compatibility.json`` (committed, so the table
+can be regenerated and reviewed) and rewrites the part of README.md between the
+``compat-table`` markers.  The releases and the pairs left out of the matrix come
+from ``tools/testplan.py``, as the matrix's do, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import json
+import os
 import sys
 from pathlib import Path
-from types import ModuleType
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import testplan as plan
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(os.environ.get("WAITERFIX_RESULTS_DIR", str(ROOT / ".nox" / "_results")))
 RECORDS = ROOT / "docs" / "compatibility.json"
 README = ROOT / "README.md"
 START, END = "<!-- compat-table:start -->", "<!-- compat-table:end -->"
@@ -34,24 +34,15 @@ Key = Tuple[str, str, str]  # python, aiohttp, variant
 VARIANT_RANK = {"wheel": 3, "sdist-pure-python": 3, "wheel-reduced": 1}
 
 
-def load_noxfile() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_waiterfix_noxfile", ROOT / "noxfile.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    with contextlib.redirect_stderr(io.StringIO()):  # its note about missing interpreters is not for us
-        spec.loader.exec_module(module)
-    return module
-
-
 def key_of(record: Record) -> Key:
     return str(record["python"]), str(record["aiohttp"]), str(record["variant"])
 
 
-def merge(old: Iterable[Record], new: Iterable[Record], version_key: Callable[[str], Tuple[int, ...]]) -> List[Record]:
+def merge(old: Iterable[Record], new: Iterable[Record]) -> List[Record]:
     """New records replace old ones of the same (python, aiohttp, variant); sorted by release, then Python."""
     merged = {key_of(record): record for record in old}
     merged.update({key_of(record): record for record in new})
-    return [merged[key] for key in sorted(merged, key=lambda k: (version_key(k[1]), version_key(k[0]), k[2]))]
+    return [merged[key] for key in sorted(merged, key=lambda k: (plan.key(k[1]), plan.key(k[0]), k[2]))]
 
 
 def read_results(dirs: Iterable[Path]) -> List[Record]:
@@ -64,8 +55,16 @@ def count(record: Record, outcome: str) -> int:
     return int(counts.get(outcome, 0))
 
 
+ABBREVIATION = {fix.id: fix.id[0] for fix in plan.FIXES}
+"""One letter per fix in the table's cells (w: waiters, p: paused-eof, ...)."""
+
+
 def what_it_did(record: Record) -> str:
-    return "patched" if record["patched"] else "untouched"
+    fixes = record.get("fixes")
+    if fixes is None:  # a record from before the fix registry: only the waiter fix existed
+        fixes = ["waiters"] if record.get("patched") else []
+    assert isinstance(fixes, list)
+    return " ".join(ABBREVIATION.get(fix, fix) for fix in fixes) or "untouched"
 
 
 def cell(record: Optional[Record], left_out: Optional[str]) -> str:
@@ -78,9 +77,9 @@ def cell(record: Optional[Record], left_out: Optional[str]) -> str:
     return f"{what_it_did(record)}, {count(record, 'passed')} ✓{marks}"
 
 
-def render(records: List[Record], nox_module: ModuleType) -> str:
-    minors: Tuple[str, ...] = nox_module.PYTHON_MINORS
-    left_out: Dict[Tuple[str, str], str] = nox_module.MATRIX_LEFT_OUT
+def render(records: List[Record]) -> str:
+    minors: Tuple[str, ...] = tuple(plan.PYTHONS)
+    left_out: Dict[Tuple[str, str], str] = plan.MATRIX_LEFT_OUT
     best: Dict[Tuple[str, str], Record] = {}
     extra: List[Record] = []
     for record in records:
@@ -94,7 +93,7 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
 
     letter_of = {reason: "abcdefgh"[number] for number, reason in enumerate(sorted(set(left_out.values())))}
     lines = ["| aiohttp | " + " | ".join(f"Python {m}" for m in minors) + " |", "|---" * (len(minors) + 1) + "|"]
-    for release in nox_module.RELEASES:
+    for release in plan.SUITE_RELEASES:
         cells = [cell(best.get((m, release)), letter_of.get(left_out.get((release, m), ""))) for m in minors]
         lines.append(f"| {release} | " + " | ".join(cells) + " |")
 
@@ -104,7 +103,9 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
     minutes = sum(int(r.get("seconds", 0)) for r in runs) / 60  # type: ignore[call-overload]
     lines += [
         "",
-        "✓: tests that passed in that run (the whole suite). "
+        "Letters: the fixes applied ("
+        + ", ".join(f"{letter}: `{fix}`" for fix, letter in ABBREVIATION.items())
+        + "); untouched: none was needed. ✓: tests that passed in that run (the whole suite). "
         "(sdist): PyPI has no wheel for that Python; built from the sdist with `AIOHTTP_NO_EXTENSIONS=1` (pure "
         "Python). (reduced): the default run's suite, without the release-independent start-up suites. "
         + " ".join(f"({letter}) {reason}." for reason, letter in letter_of.items()),
@@ -125,12 +126,11 @@ def render(records: List[Record], nox_module: ModuleType) -> str:
 
 
 def main(argv: List[str]) -> int:
-    nox_module = load_noxfile()
-    dirs = [Path(a) for a in argv] or [nox_module.RESULTS_DIR]
+    dirs = [Path(a) for a in argv] or [RESULTS_DIR]
     old = json.loads(RECORDS.read_text()) if RECORDS.exists() else []
-    records = merge(old, read_results(dirs), nox_module._key)
+    records = merge(old, read_results(dirs))
     RECORDS.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
-    table = render(records, nox_module)
+    table = render(records)
     text = README.read_text(encoding="utf-8")
     if START not in text or END not in text:
         print(f"README.md has no {START} ... {END} block", file=sys.stderr)

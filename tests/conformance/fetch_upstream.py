@@ -1,36 +1,38 @@
-"""Fetch aiohttp 3.10.11's own connector tests from its sdist, for the conformance run.
+"""Fetch a fixing release's own tests from its sdist, for one fix's conformance run.
 
-We do not copy aiohttp's tests into this repository: this script downloads the
-release's sdist from the package index (once, into ``.upstream-cache/``, checked
-against a pinned sha256) and extracts the few test files the conformance run
-needs into ``tests/conformance/upstream/`` (ignored by git).
+Usage: ``python tests/conformance/fetch_upstream.py tests/conformance/<fix> [--cache DIR]``
 
-Usage: ``python tests/conformance/fetch_upstream.py [--cache DIR]`` (needs pip
-in the interpreter that runs it; nox runs it with its own interpreter).
+We do not copy aiohttp's tests into this repository: this script reads the
+fix directory's ``source.py`` (RELEASE, SDIST_SHA256, FILES), downloads that
+release's sdist from the package index (once, into ``.upstream-cache/``,
+checked against the pinned sha256) and extracts FILES into
+``<fix>/upstream/`` (ignored by git).  Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
-import sys
+import importlib.util
+import json
 import tarfile
+import urllib.request
 from pathlib import Path
+from types import ModuleType
 from typing import List
-
-RELEASE = "3.10.11"
-SDIST = f"aiohttp-{RELEASE}.tar.gz"
-SDIST_SHA256 = "9dc2b8f3dcab2e39e0fa309c8da50c3b55e6f34ab25f1a71d3288f24924d33a7"
-
-# test_connector.py's only local import is the conftest (its fixtures and the
-# aiohttp pytest plugin); it reads no data files.
-FILES = ("tests/test_connector.py", "tests/conftest.py")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DEFAULT_CACHE = REPO / ".upstream-cache"
-TARGET = HERE / "upstream"
+INDEX = "https://pypi.org/simple/aiohttp/"
+
+
+def load_source(fix_dir: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_conformance_source_{fix_dir.name}", fix_dir / "source.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def sha256(path: Path) -> str:
@@ -41,31 +43,38 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(cache: Path) -> Path:
-    sdist = cache / SDIST
-    if sdist.exists() and sha256(sdist) == SDIST_SHA256:
+def sdist_url(release: str) -> str:
+    request = urllib.request.Request(INDEX, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        files = json.load(response)["files"]
+    return str(next(f["url"] for f in files if f["filename"] == f"aiohttp-{release}.tar.gz"))
+
+
+def download(release: str, pinned: str, cache: Path) -> Path:
+    sdist = cache / f"aiohttp-{release}.tar.gz"
+    if sdist.exists() and sha256(sdist) == pinned:
         return sdist
     cache.mkdir(parents=True, exist_ok=True)
-    sdist.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-           f"aiohttp=={RELEASE}", "--dest", str(cache)]  # fmt: skip
-    subprocess.run(cmd, check=True)
-    got = sha256(sdist)
-    if got != SDIST_SHA256:
-        sdist.unlink()
-        raise SystemExit(f"{SDIST}: sha256 {got} is not the pinned {SDIST_SHA256}")
+    tmp = sdist.with_suffix(".part")
+    with urllib.request.urlopen(sdist_url(release), timeout=300) as response:
+        tmp.write_bytes(response.read())
+    got = sha256(tmp)
+    if got != pinned:
+        tmp.unlink()
+        raise SystemExit(f"{sdist.name}: sha256 {got} is not the pinned {pinned}")
+    tmp.replace(sdist)
     return sdist
 
 
-def extract(sdist: Path, target: Path = TARGET) -> List[Path]:
-    """Write FILES into ``target``; a file already there with the same bytes is left alone."""
+def extract(sdist: Path, release: str, files: List[str], target: Path) -> List[Path]:
+    """Write ``files`` into ``target``; a file already there with the same bytes is left alone."""
     target.mkdir(parents=True, exist_ok=True)
     written = []
     with tarfile.open(sdist) as tar:
-        for name in FILES:
-            source = tar.extractfile(f"aiohttp-{RELEASE}/{name}")
+        for name in files:
+            source = tar.extractfile(f"aiohttp-{release}/{name}")
             if source is None:
-                raise SystemExit(f"{SDIST}: {name} is not a regular file")
+                raise SystemExit(f"{sdist.name}: {name} is not a regular file")
             data = source.read()
             out = target / Path(name).name
             if not out.exists() or out.read_bytes() != data:
@@ -78,9 +87,13 @@ def extract(sdist: Path, target: Path = TARGET) -> List[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("fix_dir", type=Path, help="tests/conformance/<fix>")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = parser.parse_args()
-    for path in extract(download(args.cache)):
+    fix_dir = args.fix_dir.resolve()
+    source = load_source(fix_dir)
+    sdist = download(source.RELEASE, source.SDIST_SHA256, args.cache)
+    for path in extract(sdist, source.RELEASE, list(source.FILES), fix_dir / "upstream"):
         print(f"extracted {path.relative_to(REPO)}")
 
 

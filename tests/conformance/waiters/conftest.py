@@ -1,7 +1,7 @@
 """Run aiohttp 3.10.11's own ``tests/test_connector.py`` against a patched older release.
 
 The upstream files are fetched at test time into ``upstream/`` by
-``fetch_upstream.py`` (nox does it).  This conftest, loaded before the
+``../fetch_upstream.py`` (nox does it).  This conftest, loaded before the
 upstream conftest and test module, does three things:
 
 1. imports ``aiohttp_waiterfix`` so the patch is active, and stops the run if
@@ -12,14 +12,13 @@ upstream conftest and test module, does three things:
 3. deselects the tests listed in ``exclusions.py`` for this release: tests of
    3.10.11 changes that are no part of the waiter fix.
 
-Run it with ``--confcutdir=tests/conformance`` so the project's own
+Run it with ``--confcutdir=tests/conformance/waiters`` so the project's own
 ``tests/conftest.py`` stays out of the upstream run.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -32,6 +31,8 @@ from packaging.version import Version
 
 # Import activation patches aiohttp.connector at once (it is loaded already).
 import aiohttp_waiterfix
+from aiohttp_waiterfix._startup import switched_off
+from aiohttp_waiterfix._status import fix_applied
 
 HERE = Path(__file__).resolve().parent
 aiohttp_version = Version(aiohttp.__version__)
@@ -119,23 +120,24 @@ def _install_shims() -> List[str]:
 
 
 SHIMS = _install_shims()
-PATCH_EXPECTED = os.environ.get("AIOHTTP_WAITERFIX", "").strip().lower() not in {"0", "false", "off", "no"}
+PATCH_EXPECTED = not switched_off()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not (HERE / "upstream" / "test_connector.py").exists():
         raise pytest.UsageError(
-            "tests/conformance/upstream/ is empty: run `python tests/conformance/fetch_upstream.py` "
-            "(or `nox -s conformance`) to fetch aiohttp 3.10.11's connector tests"
+            "tests/conformance/waiters/upstream/ is empty: run `python tests/conformance/fetch_upstream.py "
+            "tests/conformance/waiters` (or `nox -s conformance`) to fetch aiohttp 3.10.11's connector tests"
         )
     excluded_fix_tests = sorted(name for name in FIX_TESTS if EXCLUSIONS.reason_for(name, aiohttp_version))
     if excluded_fix_tests:
         raise pytest.UsageError(f"exclusions.py excludes tests of the fix: {', '.join(excluded_fix_tests)}")
     status = aiohttp_waiterfix.status()
-    if PATCH_EXPECTED and not status.applied:
-        raise pytest.UsageError(f"conformance run needs the patch, but it is not applied: {status.reason}")
-    if not PATCH_EXPECTED and status.applied:
-        raise pytest.UsageError("AIOHTTP_WAITERFIX=0 (unpatched run) but the patch is applied")
+    applied = fix_applied(status, "waiters")
+    if PATCH_EXPECTED and not applied:
+        raise pytest.UsageError(f"conformance run needs the waiters fix, but it is not applied: {status.reason}")
+    if not PATCH_EXPECTED and applied:
+        raise pytest.UsageError("AIOHTTP_WAITERFIX=0 (unpatched run) but the waiters fix is applied")
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
@@ -143,7 +145,7 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     return [
         f"conformance: upstream aiohttp 3.10.11 tests on aiohttp {aiohttp.__version__}, "
         f"Python {sys.version.split()[0]}",
-        f"waiterfix: applied={status.applied} ({status.reason})",
+        f"waiterfix: waiters applied={fix_applied(status, 'waiters')} ({status.reason})",
         f"shims: {', '.join(SHIMS) or 'none'}",
     ]
 
@@ -170,11 +172,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     # Also under -q, which hides the report header: say what ran, with which shims and exclusions.
     excluded = config.stash.get(_EXCLUDED, [])
     if excluded:
-        terminalreporter.section(f"excluded for aiohttp {aiohttp.__version__} (tests/conformance/exclusions.py)")
+        terminalreporter.section(f"excluded for aiohttp {aiohttp.__version__} (conformance/waiters/exclusions.py)")
         for item, reason in excluded:
             terminalreporter.write_line(f"{item.name}: {reason}")
     status = aiohttp_waiterfix.status()
     terminalreporter.write_line(
-        f"conformance: aiohttp {aiohttp.__version__}, patch applied={status.applied}, "
+        f"conformance: aiohttp {aiohttp.__version__}, waiters applied={fix_applied(status, 'waiters')}, "
         f"{len(excluded)} excluded, {len(SHIMS)} shims: {'; '.join(SHIMS) or 'none'}"
     )

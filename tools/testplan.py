@@ -1,0 +1,238 @@
+"""What the nox sessions run, in one place: releases, Pythons, wheels, the default subset, and run records.
+
+``noxfile.py`` keeps only the sessions; ``tools/compat_table.py`` reads the
+same data to render the README's table, so the table and the matrix cannot
+disagree.  Everything about the fixes is derived from their declarations
+(``aiohttp_waiterfix/_registry.py``) and the recorded fingerprints, which are
+loaded by path: importing the package would activate it.  Standard library
+plus ``packaging`` (a dependency of nox).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from pythons import PYTHON_MINORS, find_pythons
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "aiohttp_waiterfix"
+
+
+def load(name: str, path: Path) -> ModuleType:
+    """Import a file by path, without importing its package."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_registry = load("_waiterfix_registry", PACKAGE / "_registry.py")
+_versions = load("_waiterfix_versions", PACKAGE / "_versions.py")
+_table: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = load(
+    "_waiterfix_fingerprint_table", PACKAGE / "_fingerprint_table.py"
+).TABLE
+
+FIXES: Tuple[Any, ...] = _registry.FIXES
+RELEASES: Tuple[str, ...] = _versions.RELEASES
+INDEX: Dict[str, int] = _versions.RELEASE_INDEX
+NEWEST = RELEASES[-1]
+"""The newest release we know: every fix is upstream there, so the shim must leave it untouched."""
+
+
+def key(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+# --- which release needs which fix ---------------------------------------------------------------------------------
+
+
+def fixes_for(release: str) -> List[str]:
+    """Ids of the fixes declared for ``release``."""
+    return [fix.id for fix in FIXES if any(INDEX[v.first] <= INDEX[release] <= INDEX[v.last] for v in fix.variants)]
+
+
+def code_variants(fix: Any) -> List[Tuple[str, str]]:
+    """(first, last) of each run of releases whose replaced code is the same (by recorded fingerprints)."""
+    signature: Dict[str, Tuple[str, ...]] = {}
+    for variant in fix.variants:
+        for release in _versions.release_range(variant.first, variant.last):
+            prints = []
+            for target, hashes in sorted(_table.get(fix.id, {}).items()):
+                for fingerprint, ranges in hashes.items():
+                    if any(INDEX[a] <= INDEX[release] <= INDEX[b] for a, b in ranges):
+                        prints.append(f"{target}={fingerprint}")
+            signature[release] = tuple(prints)
+    runs: List[List[str]] = []
+    for release in sorted(signature, key=INDEX.__getitem__):
+        if runs and signature[runs[-1][1]] == signature[release] and INDEX[runs[-1][1]] + 1 == INDEX[release]:
+            runs[-1][1] = release
+        else:
+            runs.append([release, release])
+    return [(a, b) for a, b in runs]
+
+
+NEEDING = tuple(release for release in RELEASES if fixes_for(release))
+"""Every release that needs at least one fix."""
+FIXED_IN = tuple(sorted({fix.fixed_in for fix in FIXES}, key=INDEX.__getitem__))
+SUITE_RELEASES = tuple(sorted({*NEEDING, *FIXED_IN, NEWEST}, key=INDEX.__getitem__))
+"""What our suite runs on: patched, then each fix's fixing release and the newest, left alone."""
+
+REPRESENTATIVE = tuple(
+    sorted(
+        {end for fix in FIXES for variant in code_variants(fix) for end in variant} | set(FIXED_IN) | {NEWEST},
+        key=INDEX.__getitem__,
+    )
+)
+"""The default CI run's releases: both ends of every code variant of every fix, each fixing release, the newest."""
+FULL_SUITE = frozenset(
+    {end for fix in FIXES for end in (fix.first_affected, fix.last_affected, fix.fixed_in)} | {NEWEST}
+)
+"""Releases whose default-run session runs the whole suite; the other representative ones skip the slow
+and the release-independent start-up suites (about 10 s instead of 60 s a run)."""
+
+# --- which Python each release runs on ------------------------------------------------------------------------------
+
+PYTHONS: Dict[str, Optional[str]] = find_pythons()
+MINOR_OF: Dict[str, str] = {path: minor for minor, path in PYTHONS.items() if path}
+DEFAULT_MINOR = "3.11"
+
+# Python versions a release supports (its sdist's requires-python) and the newest one PyPI has wheels of it for.
+REQUIRES_PYTHON: Tuple[Tuple[str, str], ...] = (("3.8.0", "3.8"), ("3.11.0", "3.9"), ("3.14.0", "3.10"))
+WHEELS_UP_TO: Tuple[Tuple[str, str], ...] = (
+    ("3.8.0", "3.10"),  # 3.8.0, 3.8.1
+    ("3.8.2", "3.11"),  # 3.8.2-3.8.6
+    ("3.9.0", "3.12"),  # 3.9.0-3.10.4
+    ("3.10.5", "3.13"),  # 3.10.5 on
+)
+
+
+def _newest_at(table: Sequence[Tuple[str, str]], release: str) -> str:
+    return [value for first, value in table if key(release) >= key(first)][-1]
+
+
+def supports(release: str, minor: str) -> bool:
+    return key(minor) >= key(_newest_at(REQUIRES_PYTHON, release))
+
+
+def has_wheel(release: str, minor: str) -> bool:
+    return supports(release, minor) and key(minor) <= key(_newest_at(WHEELS_UP_TO, release))
+
+
+MATRIX_LEFT_OUT: Dict[Tuple[str, str], str] = {
+    **{
+        (release, minor): "aiohttp < 3.8.2 does not support Python 3.11+ (timeouts become ClientOSError)"
+        for release in ("3.8.0", "3.8.1")
+        for minor in ("3.11", "3.12", "3.13")
+    },
+    **{
+        (release, minor): f"aiohttp {release[:4]}+ requires Python {_newest_at(REQUIRES_PYTHON, release)}+"
+        for release in SUITE_RELEASES
+        for minor in PYTHON_MINORS
+        if not supports(release, minor)
+    },
+}
+"""(release, Python) pairs with neither a wheel nor a working build, and why."""
+
+
+def python_for(release: str) -> Tuple[str, Optional[str]]:
+    """(minor, interpreter) of a release's single run: 3.11, else the newest Python it has wheels for."""
+    if has_wheel(release, DEFAULT_MINOR) or PYTHONS[DEFAULT_MINOR] is None:
+        return DEFAULT_MINOR, PYTHONS[DEFAULT_MINOR]
+    minor = max((m for m in PYTHON_MINORS if has_wheel(release, m) and PYTHONS[m]), key=key, default=DEFAULT_MINOR)
+    return minor, PYTHONS[minor]
+
+
+# --- prove_failing and conformance ----------------------------------------------------------------------------------
+
+PROOFS: Dict[str, List[Tuple[str, str]]] = {}
+"""release -> (marker, fix id) whose every test must fail there with AIOHTTP_WAITERFIX=0: a fix's `fix` tests on
+its first and last release, its `improvement` tests on its last release and on the release that fixed it."""
+for _fix in FIXES:
+    for _release, _marker in (
+        (_fix.first_affected, "fix"),
+        (_fix.last_affected, "fix"),
+        (_fix.last_affected, "improvement"),
+        (_fix.fixed_in, "improvement"),
+    ):
+        PROOFS.setdefault(_release, []).append((_marker, _fix.id))
+
+CONFORMANCE_DIR = ROOT / "tests" / "conformance"
+CONFORMANCE_DEFAULT: Dict[str, Tuple[str, ...]] = {
+    # Both ends of each code variant, plus where the most exclusions change (3.10.0 happy eyeballs,
+    # 3.10.5/3.10.6 SSL contexts and DNS resolution tasks).
+    "waiters": ("3.8.0", "3.8.6", "3.9.0", "3.9.5", "3.10.0", "3.10.5", "3.10.6", "3.10.10"),
+}
+
+
+def conformance_fixes() -> List[Any]:
+    """The fixes that have a conformance directory (tests/conformance/<module>/source.py)."""
+    return [fix for fix in FIXES if (CONFORMANCE_DIR / fix.module / "source.py").exists()]
+
+
+def conformance_source(fix: Any) -> ModuleType:
+    return load(f"_conformance_{fix.module}", CONFORMANCE_DIR / fix.module / "source.py")
+
+
+def conformance_releases(fix: Any, everything: bool = False) -> Tuple[str, ...]:
+    if everything:
+        return tuple(r for v in fix.variants for r in _versions.release_range(v.first, v.last))
+    default = CONFORMANCE_DEFAULT.get(fix.id)
+    return default or tuple(sorted({end for v in code_variants(fix) for end in v}, key=INDEX.__getitem__))
+
+
+# --- run records (the compatibility table is made of them) ----------------------------------------------------------
+
+
+def junit_results(path: Path) -> List[Tuple[str, str, str]]:
+    """(test id, outcome, message) from a pytest junit xml; outcome: passed, failed, error or skipped."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):  # no file, or pytest died while writing it: no results to report
+        return []
+    results = []
+    for case in root.iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                message = " ".join((child.get("message") or "").split())[:110]
+                break
+        results.append((name, outcome, message))
+    return results
+
+
+def write_record(
+    results_dir: Path,
+    python: str,
+    release: str,
+    variant: str,
+    applied: List[str],
+    outcome: str,
+    junit: Path,
+    started: float,
+) -> None:
+    """One JSON record of a run of our suite: (python, release, variant) -> fixes applied, outcome, counts."""
+    counts: Dict[str, int] = {}
+    for _, result, _ in junit_results(junit):
+        counts[result] = counts.get(result, 0) + 1
+    record = {
+        "python": MINOR_OF.get(python, python),
+        "aiohttp": release,
+        "variant": variant,
+        "fixes": applied,
+        "outcome": outcome,
+        "counts": counts,
+        "seconds": round(time.monotonic() - started),
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{record['python']}-{release}-{variant}.json").write_text(
+        json.dumps(record, indent=1, sort_keys=True) + "\n"
+    )
