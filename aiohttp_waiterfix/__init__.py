@@ -1,6 +1,7 @@
-"""Run-time backport of aiohttp's cancellation-safe connection waiters (aiohttp#9671).
+"""Run-time backports of aiohttp connection-pool fixes for pinned aiohttp releases.
 
-On aiohttp 3.9.0-3.10.10 a ``TCPConnector(limit=N)`` whose queued requests get
+Today: aiohttp 3.10.11's cancellation-safe connection waiters (aiohttp#9671).
+On aiohttp 3.8.0-3.10.10 a ``TCPConnector(limit=N)`` whose queued requests get
 cancelled can lose slots and wake-ups and then hang every new request
 (aiohttp#9670).  Importing this package patches the connector as soon as
 ``aiohttp.connector`` is imported; on any other release it changes nothing and

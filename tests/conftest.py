@@ -17,7 +17,7 @@ if os.environ.get("WAITERFIX_TEST_UVLOOP") == "1":
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 _MARKERS = {
-    "fix": "behaviour aiohttp 3.10.11 has and unpatched 3.9.0-3.10.10 lack (fails unpatched)",
+    "fix": "behaviour aiohttp 3.10.11 has and unpatched 3.8.0-3.10.10 lack (fails unpatched)",
     "improvement": "waiterfix improvement over upstream 3.10.11 (fails unpatched and on 3.10.11)",
 }
 
