@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._patcher import Status
 
 __version__ = "0.1.0"
-__all__ = ["Status", "WaiterfixWarning", "__version__", "apply", "revert", "status"]
+__all__ = ["Status", "WaiterfixWarning", "__version__", "activate", "apply", "revert", "status"]
 
 
 def apply() -> Status:
@@ -43,10 +43,17 @@ def status() -> Status:
 
 
 def activate(activated_by: str = "import") -> None:
-    """Patch now if aiohttp.connector is loaded, else when it is; never raises.
+    """Turn the fix on for this process, as ``import aiohttp_waiterfix`` does; never raises.
 
-    Runs on import; start-up entry points call it again with their own label
-    (``sitecustomize``, ``run-wrapper``) so that ``status()`` tells how.
+    Patches at once if ``aiohttp.connector`` is already imported, else the moment
+    it is; it never imports aiohttp itself.  Unlike ``apply()``, it honours the
+    kill switch (``AIOHTTP_WAITERFIX=0``: nothing happens).  Importing the
+    package calls it; the ``sitecustomize`` block that ``enable`` writes and the
+    run wrapper call it again with their own label (``"sitecustomize"``,
+    ``"run-wrapper"``), which ``status().activated_by`` then reports.  Calling
+    it again is harmless: before aiohttp is imported it only changes the label,
+    and once the patch is applied it changes nothing.  Problems are reported
+    (a ``WaiterfixWarning``; a refusal also in ``status().reason``), never raised.
     """
     try:
         if activation_enabled():
