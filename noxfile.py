@@ -161,6 +161,9 @@ def package(session: nox.Session) -> None:
         "assert any(n.endswith('aiohttp_waiterfix/py.typed') for n in names), 'py.typed missing from sdist'; "
         f"wheel_names = zipfile.ZipFile({str(wheel)!r}).namelist(); "
         "assert not any(n.startswith('tests/') for n in wheel_names), 'tests shipped in the wheel'; "
+        "assert any(n.count('/') == 1 and n.endswith('/LICENSE') for n in names), 'LICENSE missing from sdist'; "
+        "assert any(n.count('/') == 1 and n.endswith('/CHANGELOG.md') for n in names), 'no CHANGELOG.md in sdist'; "
+        "assert any('.dist-info/' in n and n.endswith('/LICENSE') for n in wheel_names), 'LICENSE missing from wheel'; "
         "print(w.__version__, w.status())"
     )
     session.chdir(str(tmp))  # away from the checkout, so the installed wheel is what gets imported

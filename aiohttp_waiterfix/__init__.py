@@ -1,10 +1,10 @@
-"""Run-time backport of aiohttp's cancellation-safe connection waiters (aiohttp#9671).
+"""Run-time backports of aiohttp connection-pool fixes for pinned aiohttp releases.
 
-On aiohttp 3.9.0-3.10.10 a ``TCPConnector(limit=N)`` whose queued requests get
-cancelled can lose slots and wake-ups and then hang every new request
-(aiohttp#9670).  Importing this package patches the connector as soon as
-``aiohttp.connector`` is imported; on any other release it changes nothing and
-``status()`` says why.  Set ``AIOHTTP_WAITERFIX=0`` to turn activation off.
+Each fix (``_registry.FIXES``) is applied as soon as ``aiohttp.connector`` is
+imported, on the releases that have its bug and only where the code it
+replaces is the code we know; everywhere else nothing changes and
+``status()`` says why.  ``AIOHTTP_WAITERFIX=0`` turns activation off,
+``AIOHTTP_WAITERFIX_SKIP=id,...`` leaves single fixes out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._status import FixStatus, Status
 
 __version__ = "0.1.0"
-__all__ = ["FixStatus", "Status", "WaiterfixWarning", "__version__", "apply", "revert", "status"]
+__all__ = ["FixStatus", "Status", "WaiterfixWarning", "__version__", "activate", "apply", "revert", "status"]
 
 
 def apply(skip: Optional[Iterable[str]] = None) -> Status:
@@ -47,10 +47,17 @@ def status() -> Status:
 
 
 def activate(activated_by: str = "import") -> None:
-    """Patch now if aiohttp.connector is loaded, else when it is; never raises.
+    """Turn the fixes on for this process, as ``import aiohttp_waiterfix`` does; never raises.
 
-    Runs on import; start-up entry points call it again with their own label
-    (``sitecustomize``, ``run-wrapper``) so that ``status()`` tells how.
+    Applies them at once if ``aiohttp.connector`` is already imported, else the moment
+    it is; it never imports aiohttp itself.  Unlike ``apply()``, it honours the
+    kill switch (``AIOHTTP_WAITERFIX=0``: nothing happens).  Importing the
+    package calls it; the ``sitecustomize`` block that ``enable`` writes and the
+    run wrapper call it again with their own label (``"sitecustomize"``,
+    ``"run-wrapper"``), which ``status().activated_by`` then reports.  Calling
+    it again is harmless: before aiohttp is imported it only changes the label,
+    and once the patch is applied it changes nothing.  Problems are reported
+    (a ``WaiterfixWarning``; a refusal also in ``status().reason``), never raised.
     """
     try:
         if activation_enabled():

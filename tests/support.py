@@ -2,7 +2,7 @@
 
 No pytest-asyncio: every test body is a coroutine run by :func:`run` in a
 fresh event loop, bounded by a timeout, so a wedged connector fails the test
-instead of hanging it.  Works on Python 3.8-3.13 and aiohttp 3.9.0-3.14.x.
+instead of hanging it.  Works on Python 3.8-3.13 and aiohttp 3.8.0-3.14.x.
 
 API (keep it small):
 
@@ -146,7 +146,7 @@ def _key_fields() -> List[str]:
     fields = getattr(ConnectionKey, "_fields", None)  # NamedTuple (3.11+)
     if fields is not None:
         return list(fields)
-    attrs_fields = getattr(ConnectionKey, "__attrs_attrs__", None)  # attrs (3.9-3.10)
+    attrs_fields = getattr(ConnectionKey, "__attrs_attrs__", None)  # attrs (3.8-3.10)
     if attrs_fields is not None:
         return [f.name for f in attrs_fields]
     import dataclasses

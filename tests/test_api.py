@@ -129,6 +129,35 @@ def test_public_names() -> None:
         aiohttp_waiterfix.no_such_name  # noqa: B018
 
 
+def test_activate_is_public_and_never_raises(restore: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """activate() is what enable's sitecustomize block calls: public, and it must never raise."""
+    from aiohttp_waiterfix import _startup
+
+    assert "activate" in aiohttp_waiterfix.__all__
+    assert callable(aiohttp_waiterfix.activate) and aiohttp_waiterfix.activate.__doc__
+    before = aiohttp_waiterfix.status()
+    assert aiohttp_waiterfix.activate() is None  # aiohttp.connector is loaded: applying again changes nothing
+    after = aiohttp_waiterfix.status()
+    assert (after.applied, after.affected) == (before.applied, before.affected)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setenv("AIOHTTP_WAITERFIX", "1")  # also in the unpatched (kill switch) run
+    monkeypatch.setattr(_startup, "disabled_reason", _startup.disabled_reason)  # restored afterwards
+    for target, name in ((aiohttp_waiterfix, "request_activation"), (_patcher, "apply_to_module")):
+        with monkeypatch.context() as patch:
+            patch.setattr(target, name, broken)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                aiohttp_waiterfix.activate("sitecustomize")
+            ours = [w for w in caught if issubclass(w.category, aiohttp_waiterfix.WaiterfixWarning)]
+            assert any("injected failure" in str(w.message) for w in ours), name
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # not even when warnings are errors
+                aiohttp_waiterfix.activate("sitecustomize")
+
+
 def test_status_describes_this_process() -> None:
     status = aiohttp_waiterfix.status()
     assert status.aiohttp_version == VERSION

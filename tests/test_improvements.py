@@ -1,8 +1,9 @@
 """Our improvements over upstream 3.10.11 (the ``# waiterfix:`` lines in _connector.py).
 
 Every test here is ``@pytest.mark.improvement``: it fails on unpatched
-3.9.0-3.10.10 *and* on 3.10.11 (where the patch is never applied), and passes
-patched.  Each one is a weakness listed in shared/connector-facts.md.
+3.8.0-3.10.10 *and* on 3.10.11 (where the patch is never applied), and passes
+patched.  Each one is a hole 3.10.11 still has, listed in the README's
+"Differences from aiohttp 3.10.11" section.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ randomized``); they are applied per test (also registered as
 settings are untouched.
 
 aiohttp >= 3.10.11 is not patched (fixed upstream) and still has the holes the
-facts file lists; the tests that exercise them are marked xfail there, naming
-the hole.  On an affected release run with ``AIOHTTP_WAITERFIX=0`` they fail:
+README lists under "Differences from aiohttp 3.10.11"; the tests that exercise
+them are marked xfail there, naming the hole.  On an affected release run with ``AIOHTTP_WAITERFIX=0`` they fail:
 that is the bug (aiohttp#9670).
 """
 
@@ -65,7 +65,7 @@ from support import (  # noqa: E402
 
 AIOHTTP_VERSION = tuple(int(p) for p in aiohttp.__version__.split(".")[:3] if p.isdigit())
 UPSTREAM_UNPATCHED = AIOHTTP_VERSION >= (3, 10, 11) and not PATCHED
-"""aiohttp with the upstream fix and without ours: the facts file's remaining holes show."""
+"""aiohttp with the upstream fix and without ours: the holes 3.10.11 still has (README) show."""
 
 # ------------------------------------------------------------------ profiles
 

@@ -1,6 +1,6 @@
 """The backported behaviour: aiohttp 3.10.11's cancellation-safe connection waiters.
 
-``@pytest.mark.fix`` tests fail on unpatched 3.9.0-3.10.10 and pass patched and
+``@pytest.mark.fix`` tests fail on unpatched 3.8.0-3.10.10 and pass patched and
 on 3.10.11+.  Unmarked tests are sanity checks that pass everywhere.
 Everything runs against a ``BaseConnector`` with a fake ``_create_connection``
 (see support.py); no sockets.
