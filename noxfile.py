@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import nox
 from nox.command import CommandFailed
@@ -61,13 +61,21 @@ TEST_DEPS = ("pytest", "hypothesis")
 LINT_RELEASE = "3.10.10"  # mypy checks the package against this release's types
 
 
-def release_param(release: str, fix: Optional[str] = None) -> object:
-    """nox.param(python, [fix,] release) on the release's own Python, named by them (and Python if not 3.11)."""
-    minor, python = plan.python_for(release)
-    names = [] if minor == plan.DEFAULT_MINOR else [f"python='{minor}'"]
-    names += ([] if fix is None else [f"fix='{fix}'"]) + [f"aiohttp='{release}'"]
-    values = [python or DEFAULT_PYTHON] + ([] if fix is None else [fix]) + [release]
-    return nox.param(*values, id=", ".join(names))
+def release_params(releases: Iterable[str], fix: Optional[str] = None) -> List[object]:
+    """nox.param(python, [fix,] release) of each release on its own Python, named by them (and Python if not 3.11).
+
+    A release with no interpreter here it installs on is left out (the noxfile said so at start).
+    """
+    params = []
+    for release in releases:
+        minor, python = plan.python_for(release)
+        if python is None:
+            continue
+        names = [] if minor == plan.DEFAULT_MINOR else [f"python='{minor}'"]
+        names += ([] if fix is None else [f"fix='{fix}'"]) + [f"aiohttp='{release}'"]
+        values = [python] + ([] if fix is None else [fix]) + [release]
+        params.append(nox.param(*values, id=", ".join(names)))
+    return params
 
 
 def install(session: nox.Session, release: str, *deps: str, env: Optional[Dict[str, str]] = None) -> None:
@@ -174,7 +182,7 @@ def package(session: nox.Session) -> None:
 # --- our tests -----------------------------------------------------------------------------------------------------
 
 TEST_RUNS: List[object] = [
-    *(release_param(release) for release in plan.REPRESENTATIVE),
+    *release_params(plan.REPRESENTATIVE),
     # The oldest and the newest Python, each on a release that needs every fix it can have there.
     *([nox.param(plan.PYTHONS["3.8"], "3.10.10", id="python='3.8', aiohttp='3.10.10'")] if plan.PYTHONS["3.8"] else []),
     *(
@@ -226,9 +234,9 @@ def run_conformance(session: nox.Session, fix_id: str, release: str, *, patched:
 
 def conformance_params(everything: bool = False) -> List[object]:
     return [
-        release_param(release, fix.id)
+        param
         for fix in plan.conformance_fixes()
-        for release in plan.conformance_releases(fix, everything)
+        for param in release_params(plan.conformance_releases(fix, everything), fix.id)
     ]
 
 
@@ -250,9 +258,9 @@ def conformance_all(session: nox.Session, fix: str, aiohttp: str) -> None:
 @nox.parametrize(
     ("python", "fix", "aiohttp"),
     [
-        release_param(release, fix.id)
+        param
         for fix in plan.conformance_fixes()
-        for release in sorted({fix.first_affected, fix.last_affected}, key=plan.key)
+        for param in release_params(sorted({fix.first_affected, fix.last_affected}, key=plan.key), fix.id)
     ],
 )
 def conformance_unpatched(session: nox.Session, fix: str, aiohttp: str) -> None:
@@ -272,7 +280,7 @@ def conformance_unpatched(session: nox.Session, fix: str, aiohttp: str) -> None:
 
 
 @nox.session
-@nox.parametrize(("python", "aiohttp"), [release_param(release) for release in sorted(plan.PROOFS, key=plan.key)])
+@nox.parametrize(("python", "aiohttp"), release_params(sorted(plan.PROOFS, key=plan.key)))
 def prove_failing(session: nox.Session, aiohttp: str) -> None:
     """Each fix's `fix` tests fail unpatched; its `improvement` tests fail unpatched and where upstream fixed it."""
     install(session, aiohttp, *TEST_DEPS)

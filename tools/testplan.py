@@ -142,10 +142,16 @@ MATRIX_LEFT_OUT: Dict[Tuple[str, str], str] = {
 
 
 def python_for(release: str) -> Tuple[str, Optional[str]]:
-    """(minor, interpreter) of a release's single run: 3.11, else the newest Python it has wheels for."""
-    if has_wheel(release, DEFAULT_MINOR) or PYTHONS[DEFAULT_MINOR] is None:
+    """(minor, interpreter) of a release's single run: 3.11, else the newest Python it has wheels for.
+
+    The interpreter is None when this machine has no Python the release installs on: its runs are left out.
+    """
+    candidates = [m for m in PYTHON_MINORS if has_wheel(release, m) and PYTHONS[m]]
+    if DEFAULT_MINOR in candidates:
         return DEFAULT_MINOR, PYTHONS[DEFAULT_MINOR]
-    minor = max((m for m in PYTHON_MINORS if has_wheel(release, m) and PYTHONS[m]), key=key, default=DEFAULT_MINOR)
+    if not candidates:
+        return DEFAULT_MINOR, None
+    minor = max(candidates, key=key)
     return minor, PYTHONS[minor]
 
 
