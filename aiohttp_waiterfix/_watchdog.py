@@ -92,6 +92,8 @@ class WatchdogStatus:
     """Paused idle connections closed by heal mode."""
     connectors_watched: int
     """Live connectors being checked now."""
+    checks: int
+    """Connector checks run so far (one per connector per interval)."""
     reason: str
     """One sentence: why it is on or off."""
 
@@ -138,7 +140,7 @@ _original: Any = None
 _hook: Any = None
 """The function we installed, to check nobody replaced or wrapped it before we remove it."""
 _watches: weakref.WeakKeyDictionary[Any, _LoopWatch] = weakref.WeakKeyDictionary()
-_counts: Dict[str, int] = {"lost": 0, "paused": 0, "woken": 0, "closed": 0}
+_counts: Dict[str, int] = {"lost": 0, "paused": 0, "woken": 0, "closed": 0, "checks": 0}
 _logged: Set[str] = set()
 
 
@@ -273,6 +275,7 @@ def snapshot() -> WatchdogStatus:
             waiters_woken=_counts["woken"],
             idle_connections_closed=_counts["closed"],
             connectors_watched=watched,
+            checks=_counts["checks"],
             reason=_reason,
         )
 
@@ -419,6 +422,7 @@ def _check_loop(watch: _LoopWatch, loop: Any, mode: str, threshold: float) -> No
     """Check the connectors of ``loop`` (their strong references end with this call)."""
     with _lock:
         items = list(watch.connectors.items())
+        _counts["checks"] += len(items)
     now = loop.time()
     gone = []
     for conn, state in items:
@@ -501,16 +505,30 @@ def _check_waiters(conn: Any, state: _State, now: float, mode: str, threshold: f
         if now - state.last_held.get(LOST_WAKEUP, now) >= threshold:
             _close_episode(conn, state, LOST_WAKEUP, now)
         return
-    woken = 0
-    if mode == "heal":
-        # Only keys seen stuck at the previous check too: a waiter woken by the
-        # connector itself this very loop turn must not be doubled.
-        woken = _wake(conn, [key for key in stuck if key in previous])
-        state.woken += woken
     if not opened:
         with _lock:
             _counts["lost"] += 1
-        _report_lost_wakeup(conn, stuck, now, mode, woken)
+    # Heal only keys seen stuck at the previous check too (not a passing moment), and one
+    # loop turn later: a waiter the connector itself has just woken is then running and
+    # holds its slot (3.8-3.10.10 do not look for a slot again once woken, so waking
+    # another one for that slot would let one request too many in).
+    heal = [key for key in stuck if key in previous] if mode == "heal" else []
+
+    def act() -> None:
+        try:
+            woken = _wake(conn, heal) if heal else 0
+            state.woken += woken
+            if not opened:
+                _report_lost_wakeup(conn, stuck, now, mode, woken)
+        except Exception:
+            state.broken = True
+            _debug_once("healing")
+
+    running = asyncio._get_running_loop()
+    if heal and running is not None and conn._loop is running:
+        running.call_soon(act)
+    else:
+        act()
 
 
 def _wake(conn: Any, keys: List[Any]) -> int:

@@ -281,6 +281,36 @@ def test_heal_wakes_the_stranded_waiters(watchdog: Any, caplog: Any) -> None:
     assert "heal: woke 1 of them" in warnings_logged(caplog)[0]
 
 
+def test_heal_does_not_double_a_wake_up_the_connector_just_made(watchdog: Any) -> None:
+    """A release wakes a waiter; a check in the same loop turn sees another waiter and the slot still free.
+
+    Healing right then would let two requests into one slot on 3.8-3.10.10 (a
+    woken waiter does not look for a slot again); healing one turn later sees
+    the first one holding it.
+    """
+
+    async def body() -> None:
+        connector, _ = make_connector(limit=1)
+        holder = await request(connector)
+        first, second = (asyncio.ensure_future(request(connector)) for _ in range(2))
+        await settle()
+        state = _watchdog._State()
+        now = connector._loop.time()
+        state.stuck = {make_key("h1"): now - 2}  # stuck at the previous check, episode open:
+        state.opened[_watchdog.LOST_WAKEUP] = now - 1  # heal acts on what it sees now
+        holder.release()  # wakes `first`, which has not run yet
+        _watchdog.check(connector, state, now, "heal", 0.5)
+        await settle()
+        assert first.done() and not second.done()
+        assert len(connector._acquired) == 1
+        first.result().release()
+        (await asyncio.wait_for(second, 1.0)).release()
+        await connector.close()
+
+    run(body)
+    assert watchdog.snapshot().waiters_woken == 0
+
+
 @pytest.mark.parametrize("mode", ["report", "heal"])
 def test_no_report_on_a_healthy_busy_connector(watchdog: Any, caplog: Any, mode: str) -> None:
     """Requests queued while every slot is held: waiting, not stuck."""
