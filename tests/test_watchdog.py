@@ -497,6 +497,61 @@ def test_paused_idle_connection(watchdog: Any, caplog: Any, mode: str) -> None:
     assert status.idle_connections_closed == (1 if mode == "heal" else 0)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["report", "heal"])
+def test_e2e_paused_connection_pooled_at_eof(watchdog: Any, caplog: Any, mode: str) -> None:
+    """aiohttp#10169 on the loopback: a body over 2 x read_bufsize in one read leaves the pooled connection paused.
+
+    Where the bug is present (before 3.11.11, unless a fix for it is applied) the
+    watchdog reports it, and heal closes it so that the next request gets a new
+    connection instead of hanging; where it is not, nothing is reported.
+    """
+    from aiohttp import web
+
+    seen: Dict[str, Any] = {}
+
+    async def body() -> None:
+        async def handler(request: Any) -> Any:
+            return web.Response(body=b"x" * 65536)
+
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = "http://127.0.0.1:%d/" % site._server.sockets[0].getsockname()[1]
+        watchdog.start(mode, threshold=THRESHOLD, interval=INTERVAL)
+        try:
+            async with aiohttp.ClientSession(read_bufsize=1024) as session:
+                async with session.get(url):
+                    pass  # released unread
+                await asyncio.sleep(0.05)
+                pooled = [proto for conns in session.connector._conns.values() for proto, _ in conns]
+                seen["paused"] = any(_watchdog._is_paused(proto) for proto in pooled)
+                await asyncio.sleep(THRESHOLD + 4 * INTERVAL)
+                try:
+                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                        seen["second"] = len(await resp.read())
+                except asyncio.TimeoutError:
+                    seen["second"] = "hung"
+        finally:
+            await runner.cleanup()
+
+    run(body)
+    status = watchdog.snapshot()
+    logged = warnings_logged(caplog)
+    if not seen["paused"]:
+        assert logged == [] and status.paused_idle_episodes == 0
+        assert seen["second"] == 65536
+        return
+    assert len(logged) == 1 and "aiohttp#10169" in logged[0], logged
+    assert status.paused_idle_episodes == 1
+    if mode == "heal":
+        assert status.idle_connections_closed == 1
+        assert seen["second"] == 65536, "the next request hung: heal did not take the paused connection out"
+
+
 def test_paused_flag_counts_when_the_transport_cannot_tell() -> None:
     proto = _pooled(SimpleNamespace(is_closing=lambda: False), 0)
     assert not _watchdog._is_paused(proto)
