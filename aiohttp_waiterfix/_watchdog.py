@@ -293,6 +293,14 @@ def _install(cls: Any) -> Optional[str]:
     original = vars(cls).get(HOOKED_METHOD)
     if not callable(original) or isinstance(original, (staticmethod, classmethod)):
         return f"BaseConnector.{HOOKED_METHOD} is missing or not a plain method (an aiohttp we do not know)"
+    init = vars(cls).get("__init__")
+    for _ in range(10):  # through wrappers (the waiter fix wraps __init__ with wrapt)
+        init = getattr(init, "__wrapped__", init)
+    if HOOKED_METHOD not in getattr(getattr(init, "__code__", None), "co_names", ()):
+        return (
+            f"BaseConnector.__init__ does not call {HOOKED_METHOD} (an aiohttp we do not know): "
+            "new connectors would go unseen"
+        )
 
     def _cleanup_closed(self: Any) -> None:
         original(self)

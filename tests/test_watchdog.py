@@ -199,6 +199,25 @@ def test_coexists_with_the_waiter_fix(watchdog: Any) -> None:
     assert set(after["BaseConnector"]) == set(before["BaseConnector"])
 
 
+def test_an_unknown_connector_class_is_refused(watchdog: Any) -> None:
+    """Where new connectors could not be seen, the watchdog says so instead of watching half of them."""
+
+    class NoCall:
+        def __init__(self) -> None:
+            self.x = 1
+
+        def _cleanup_closed(self) -> None:
+            pass
+
+    class NoMethod:
+        def __init__(self) -> None:
+            self._cleanup_closed()
+
+    assert "does not call _cleanup_closed" in (_watchdog._install(NoCall) or "")
+    assert "missing" in (_watchdog._install(NoMethod) or "")
+    assert _watchdog._hooked_class is None
+
+
 def test_bad_mode_is_refused_without_raising(watchdog: Any) -> None:
     watchdog.start("loud")
     assert watchdog.snapshot().mode is None
