@@ -210,7 +210,8 @@ def start(
     global _mode, _threshold, _interval, _reason
     try:
         if mode not in MODES:
-            raise ValueError(f"watchdog mode must be one of {MODES}, not {mode!r}")
+            logger.warning("aiohttp-waiterfix watchdog not started: mode must be one of %s, not %r", MODES, mode)
+            return
         threshold = max(0.0, float(threshold))
         interval = max(MIN_INTERVAL, float(interval))
         module = sys.modules.get("aiohttp.connector")
@@ -288,8 +289,8 @@ def _install(cls: Any) -> Optional[str]:
     global _hooked_class, _original, _hook
     if not isinstance(cls, type):
         return "aiohttp.connector has no BaseConnector class"
-    if _hooked_class is cls and vars(cls).get(HOOKED_METHOD) is _hook:
-        return None  # left in place by a stop() that could not remove it; it works again
+    if _hooked_class is cls:
+        return None  # left in place by a stop() that found it wrapped by someone else: still called, works again
     original = vars(cls).get(HOOKED_METHOD)
     if not callable(original) or isinstance(original, (staticmethod, classmethod)):
         return f"BaseConnector.{HOOKED_METHOD} is missing or not a plain method (an aiohttp we do not know)"

@@ -174,6 +174,15 @@ def test_stop_leaves_a_later_wrapper_in_place(watchdog: Any, caplog: Any) -> Non
             await connector.close()
 
         run(body)
+        watchdog.start("report")  # again: the hook left behind is used, not wrapped a second time
+        assert vars(cls)["_cleanup_closed"] is someone_elses
+
+        async def watched() -> None:
+            connector, _ = make_connector(limit=1)
+            assert watchdog.snapshot().connectors_watched == 1
+            await connector.close()
+
+        run(watched)
     finally:
         cls._cleanup_closed = hook
         watchdog.stop()
