@@ -16,6 +16,20 @@ if os.environ.get("WAITERFIX_TEST_UVLOOP") == "1":
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
+if os.environ.get("WAITERFIX_TEST_WATCHDOG"):
+    # Opt-in: the whole run with the pool watchdog on (`report` or `heal`), checking as often as
+    # WAITERFIX_TEST_WATCHDOG_INTERVAL says (default 0.25 s; tests may go below the 0.1 s floor) and
+    # acting after WAITERFIX_TEST_WATCHDOG_THRESHOLD.  The session ends with a leak check (see below).
+    from aiohttp_waiterfix import _watchdog
+
+    _WATCHDOG_INTERVAL = float(os.environ.get("WAITERFIX_TEST_WATCHDOG_INTERVAL", _watchdog.DEFAULT_INTERVAL))
+    _watchdog.MIN_INTERVAL = min(_watchdog.MIN_INTERVAL, _WATCHDOG_INTERVAL)
+    _watchdog.start(
+        os.environ["WAITERFIX_TEST_WATCHDOG"],
+        threshold=float(os.environ.get("WAITERFIX_TEST_WATCHDOG_THRESHOLD", _watchdog.DEFAULT_THRESHOLD)),
+        interval=_WATCHDOG_INTERVAL,
+    )
+
 _MARKERS = {
     "fix(id)": "upstream behaviour our fix `id` backports: fails on the releases that need the fix, unpatched",
     "improvement(id)": "our improvement beyond upstream's fix `id`: fails unpatched and on the release that fixed it",
@@ -54,6 +68,23 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    """With WAITERFIX_TEST_WATCHDOG: once everything ran, nothing may still be watched (weak references only)."""
+    if not os.environ.get("WAITERFIX_TEST_WATCHDOG"):
+        return
+    import gc
+
+    from aiohttp_waiterfix import _watchdog
+
+    gc.collect()
+    status = _watchdog.snapshot()
+    loops = len(_watchdog._watches)
+    connectors = sum(len(watch.connectors) for watch in list(_watchdog._watches.values()))
+    print(f"\nwatchdog: {status}; loops still watched: {loops}; connectors still referenced: {connectors}")
+    if status.mode is None or loops or connectors:
+        session.exitstatus = 1
 
 
 def pytest_report_header(config):  # type: ignore[no-untyped-def]
