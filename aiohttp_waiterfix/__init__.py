@@ -19,7 +19,18 @@ if TYPE_CHECKING:
     from ._status import FixStatus, Status
 
 __version__ = "0.1.0"
-__all__ = ["FixStatus", "Status", "WaiterfixWarning", "__version__", "activate", "apply", "revert", "status"]
+__all__ = [
+    "FixStatus",
+    "Status",
+    "WaiterfixWarning",
+    "__version__",
+    "activate",
+    "apply",
+    "revert",
+    "start_watchdog",
+    "status",
+    "stop_watchdog",
+]
 
 
 def apply(skip: Optional[Iterable[str]] = None) -> Status:
@@ -28,15 +39,19 @@ def apply(skip: Optional[Iterable[str]] = None) -> Status:
     ``skip`` names fixes to leave out; by default ``AIOHTTP_WAITERFIX_SKIP`` does.
     """
     from ._patcher import apply as _apply
+    from ._patcher import current
 
-    return _apply("apply()", skip)
+    _apply("apply()", skip)
+    return current()
 
 
 def revert() -> Status:
     """Put back aiohttp's original code (the very same objects); idempotent and thread-safe."""
+    from ._patcher import current
     from ._patcher import revert as _revert
 
-    return _revert()
+    _revert()
+    return current()
 
 
 def status() -> Status:
@@ -44,6 +59,28 @@ def status() -> Status:
     from ._patcher import current
 
     return current()
+
+
+def start_watchdog(mode: str = "report", *, threshold: float = 1.0) -> None:
+    """Start the pool watchdog (``"report"`` or ``"heal"``); idempotent, never raises.
+
+    It watches every aiohttp connector for requests that wait while slots are
+    free, and for idle pooled connections left paused, for longer than
+    ``threshold`` seconds, and logs one WARNING per episode; ``"heal"`` also
+    wakes those requests and closes those connections.  ``status().watchdog``
+    has the counts.  ``AIOHTTP_WAITERFIX_WATCHDOG=1`` or ``=heal`` starts it
+    at activation instead.  It imports aiohttp if it is not imported yet.
+    """
+    from ._watchdog import start
+
+    start(mode, threshold=threshold)
+
+
+def stop_watchdog() -> None:
+    """Stop the pool watchdog and put aiohttp back as it was; idempotent, never raises."""
+    from ._watchdog import stop
+
+    stop()
 
 
 def activate(activated_by: str = "import") -> None:
@@ -75,6 +112,25 @@ def _apply_on_import(module: Any, activated_by: str) -> None:
         apply_to_module(sys.modules["aiohttp"], activated_by)
     except Exception as exc:
         _report_failure(exc)
+    try:
+        _start_watchdog_if_asked()
+    except Exception as exc:
+        _report_failure(exc)
+
+
+def _start_watchdog_if_asked() -> None:
+    """AIOHTTP_WAITERFIX_WATCHDOG asks for the watchdog: start it now that aiohttp is imported."""
+    import os
+
+    from ._startup import WATCHDOG_ENV_VAR, invalid_watchdog_value, warn, watchdog_mode
+
+    value = os.environ.get(WATCHDOG_ENV_VAR, "")
+    problem = invalid_watchdog_value(value)
+    if problem is not None:
+        warn(f"aiohttp-waiterfix: {problem}")
+    mode = watchdog_mode(value)
+    if mode is not None:
+        start_watchdog(mode)
 
 
 def _report_failure(exc: BaseException) -> None:

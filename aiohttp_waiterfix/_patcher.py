@@ -44,6 +44,13 @@ _warned: Set[str] = set()
 
 
 def current() -> Status:
+    """The status of this process, with the watchdog's counts as of now."""
+    status = _current()
+    watchdog = sys.modules.get(f"{__package__}._watchdog")
+    return status if watchdog is None else replace(status, watchdog=watchdog.snapshot())
+
+
+def _current() -> Status:
     from . import _startup
 
     with _lock:

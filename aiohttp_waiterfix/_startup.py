@@ -19,11 +19,15 @@ ENV_VAR = "AIOHTTP_WAITERFIX"
 """``0``/``false``/``off``/``no`` turns automatic activation off."""
 SKIP_ENV_VAR = "AIOHTTP_WAITERFIX_SKIP"
 """``id[,id...]``: fixes to leave out (read when the fixes are applied)."""
+WATCHDOG_ENV_VAR = "AIOHTTP_WAITERFIX_WATCHDOG"
+"""``1``/``report``: the pool watchdog reports stuck connectors; ``heal``: it also unsticks them."""
 
 TARGET_MODULE = "aiohttp.connector"
 
 _OFF = frozenset({"0", "false", "off", "no"})
 _ON = frozenset({"", "1", "true", "on", "yes"})
+_WATCHDOG_MODES = {**dict.fromkeys(("1", "true", "on", "yes", "report"), "report"), "heal": "heal"}
+_WATCHDOG_OFF = frozenset({"", "0", "false", "off", "no", "none"})
 
 
 class WaiterfixWarning(RuntimeWarning):
@@ -57,6 +61,27 @@ def switched_off(environ: Any = None) -> bool:
 def requested_skips() -> Sequence[str]:
     """The fix ids named in AIOHTTP_WAITERFIX_SKIP (spaces and empty items ignored)."""
     return tuple(item.strip().lower() for item in os.environ.get(SKIP_ENV_VAR, "").split(",") if item.strip())
+
+
+def watchdog_mode(value: str) -> Optional[str]:
+    """The watchdog mode an ``AIOHTTP_WAITERFIX_WATCHDOG`` value asks for: ``"report"``, ``"heal"`` or None (off).
+
+    Off: empty, ``0``, ``false``, ``off``, ``no``, ``none``; report: ``1``,
+    ``true``, ``on``, ``yes``, ``report``; heal: ``heal``; case and spaces do
+    not matter.  Anything else is off too, and ``invalid_watchdog_value`` says why.
+    """
+    return _WATCHDOG_MODES.get(value.strip().lower())
+
+
+def invalid_watchdog_value(value: str) -> Optional[str]:
+    """None when ``value`` is a valid watchdog setting (on or off), else the sentence to warn with."""
+    word = value.strip().lower()
+    if word in _WATCHDOG_OFF or word in _WATCHDOG_MODES:
+        return None
+    return (
+        f"{WATCHDOG_ENV_VAR}={value!r} is not one of 1/on/true/yes/report, heal or 0/off/false/no; "
+        "the watchdog stays off"
+    )
 
 
 def warn(message: str) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Iterable, Optional, Tuple
 
 from ._registry import FIXES, Fix
 from ._versions import classify
+
+if TYPE_CHECKING:
+    from ._watchdog import WatchdogStatus
 
 SKIP_REASON = "skipped by AIOHTTP_WAITERFIX_SKIP"
 
@@ -39,6 +42,8 @@ class Status:
     """How activation was requested: import, sitecustomize, run-wrapper, apply()."""
     fixes: Tuple[FixStatus, ...] = ()
     """Each fix: its id, whether this release is affected, whether it is applied, and why."""
+    watchdog: Optional[WatchdogStatus] = None
+    """The pool watchdog's mode and counts (None: it was never started in this process)."""
 
 
 def fix_applied(status: Status, fix_id: str) -> bool:

@@ -48,6 +48,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
+from ._startup import WATCHDOG_ENV_VAR
+
 logger = logging.getLogger("aiohttp_waiterfix")
 
 DEFAULT_THRESHOLD = 1.0
@@ -58,10 +60,6 @@ MIN_INTERVAL = 0.1
 """Checks run at most this often (a few times a second); tests may lower it."""
 
 MODES = ("report", "heal")
-ENV_VAR = "AIOHTTP_WAITERFIX_WATCHDOG"
-_OFF_VALUES = frozenset({"", "0", "off", "false", "no", "none"})
-_REPORT_VALUES = frozenset({"1", "on", "true", "yes", "report"})
-_HEAL_VALUES = frozenset({"heal"})
 
 LOST_WAKEUP = "lost wake-up"
 PAUSED_IDLE = "paused idle connection"
@@ -96,33 +94,6 @@ class WatchdogStatus:
     """Connector checks run so far (one per connector per interval)."""
     reason: str
     """One sentence: why it is on or off."""
-
-
-# --------------------------------------------------------------------------- mode parsing
-
-
-def parse_mode(value: str) -> Optional[str]:
-    """The mode an ``AIOHTTP_WAITERFIX_WATCHDOG`` value asks for: ``"report"``, ``"heal"`` or None (off).
-
-    Off: empty, ``0``, ``off``, ``false``, ``no``, ``none``.  Report: ``1``,
-    ``on``, ``true``, ``yes``, ``report``.  Heal: ``heal``.  Case and
-    surrounding spaces do not matter.  Anything else is None too:
-    ``invalid_mode_reason()`` says why, for a warning.
-    """
-    word = value.strip().lower()
-    if word in _REPORT_VALUES:
-        return "report"
-    if word in _HEAL_VALUES:
-        return "heal"
-    return None
-
-
-def invalid_mode_reason(value: str) -> Optional[str]:
-    """None when ``value`` is a valid watchdog setting (on or off), else the sentence to warn with."""
-    word = value.strip().lower()
-    if word in _OFF_VALUES or word in _REPORT_VALUES or word in _HEAL_VALUES:
-        return None
-    return f"{ENV_VAR}={value!r} is not one of 1/on/true/yes/report, heal or 0/off/false/no; the watchdog stays off"
 
 
 # --------------------------------------------------------------------------- state
@@ -680,7 +651,7 @@ def _report_lost_wakeup(
     if mode == "heal":
         action = f"heal: woke {woken} of them" if woken else "heal: will wake them at the next check"
     else:
-        action = f"report only ({ENV_VAR}=heal would wake them)"
+        action = f"report only ({WATCHDOG_ENV_VAR}=heal would wake them)"
     _warn(
         f"aiohttp-waiterfix watchdog: {describe_connector(conn)}: {waiting} request"
         f"{'s' if waiting != 1 else ''} waiting for a connection while slots are free, for {longest:.1f} s: "
@@ -696,7 +667,7 @@ def _report_paused(
     if mode == "heal":
         action = f"heal: closed {closed} of them" if closed else "heal: will close them at the next check"
     else:
-        action = f"report only: the next request to reuse one may hang ({ENV_VAR}=heal would close them)"
+        action = f"report only: the next request to reuse one may hang ({WATCHDOG_ENV_VAR}=heal would close them)"
     _warn(
         f"aiohttp-waiterfix watchdog: {describe_connector(conn)}: {len(paused)} idle pooled connection"
         f"{'s' if len(paused) != 1 else ''} to {', '.join(hosts)} with reading paused for {longest:.1f} s; "

@@ -114,6 +114,7 @@ def test_status_is_importable_and_frozen() -> None:
         "reason",
         "activated_by",
         "fixes",
+        "watchdog",
     ]
     assert [f.name for f in dataclasses.fields(FixStatus)] == ["id", "affected", "applied", "reason"]
     with pytest.raises(dataclasses.FrozenInstanceError):

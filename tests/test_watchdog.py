@@ -32,8 +32,9 @@ from aiohttp import connector as aiohttp_connector
 from support import PATCHED, FakeCreator, FakeProtocol, make_connector, make_key, request, run, settle
 
 import aiohttp_waiterfix
-from aiohttp_waiterfix import _watchdog
-from aiohttp_waiterfix._versions import AFFECTED, classify
+from aiohttp_waiterfix import _startup, _watchdog
+from aiohttp_waiterfix._registry import WAITERS
+from aiohttp_waiterfix._status import assess
 
 LOGGER = "aiohttp_waiterfix"
 THRESHOLD = 0.2
@@ -99,12 +100,12 @@ def pending_waiters(connector: Any) -> int:
     ],
 )
 def test_parse_mode(value: str, mode: Optional[str], valid: bool) -> None:
-    assert _watchdog.parse_mode(value) == mode
-    reason = _watchdog.invalid_mode_reason(value)
+    assert _startup.watchdog_mode(value) == mode
+    reason = _startup.invalid_watchdog_value(value)
     if valid:
         assert reason is None
     else:
-        assert reason is not None and _watchdog.ENV_VAR in reason and repr(value) in reason
+        assert reason is not None and _startup.WATCHDOG_ENV_VAR in reason and repr(value) in reason
 
 
 # --------------------------------------------------------------------------- installing and removing
@@ -741,11 +742,14 @@ ATTEMPTS = 3
 
 
 def _child(mode: str, fix: bool) -> Dict[str, Any]:
+    """The scenario in a child whose environment asks for the watchdog (``mode``) and skips the waiter fix or not."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOHTTP_WAITERFIX")}
     if not fix:
-        env["AIOHTTP_WAITERFIX"] = "0"
+        env["AIOHTTP_WAITERFIX_SKIP"] = "waiters"
+    if mode != "off":
+        env["AIOHTTP_WAITERFIX_WATCHDOG"] = mode
     proc = subprocess.run(
-        [sys.executable, str(CHILD), "--watchdog", mode, "--threshold", str(E2E_THRESHOLD), *E2E_SCENARIO],
+        [sys.executable, str(CHILD), "--watchdog", "env", *E2E_SCENARIO],
         capture_output=True,
         text=True,
         env=env,
@@ -761,9 +765,9 @@ def _watchdog_warnings(payload: Dict[str, Any]) -> List[Any]:
 
 
 def _affected() -> None:
-    verdict, reason, _ = classify(aiohttp.__version__)
-    if verdict != AFFECTED:
-        pytest.skip(f"no lost wake-ups to see: {reason}")
+    waiters = assess(WAITERS, aiohttp.__version__)
+    if not waiters.affected:
+        pytest.skip(f"no lost wake-ups to see: {waiters.reason}")
 
 
 def _report(name: str, data: Dict[str, Any]) -> None:
@@ -842,9 +846,8 @@ def test_e2e_heal_mode_keeps_the_service_answering() -> None:
 
 @pytest.mark.slow
 def test_e2e_no_false_alarm_on_a_healthy_connector() -> None:
-    verdict, _, _ = classify(aiohttp.__version__)
     payload = _child("report", fix=True)
-    if verdict == AFFECTED and not payload["fix_applied"]:
+    if assess(WAITERS, aiohttp.__version__).affected and not payload["fix_applied"]:
         pytest.skip("the waiter fix is not applied here (refused): no healthy connector to run")
     _report(
         "healthy",

@@ -12,7 +12,9 @@ stretches during which requests waited while slots were free (the watchdog's
 own condition, sampled 25 times more often): the start of the stretch that
 was going on when the watchdog warned is the moment the connector wedged.
 Times are seconds since the scenario started.  Whether the waiter fix is
-applied is up to the environment (``AIOHTTP_WAITERFIX=0`` leaves it off).
+applied is up to the environment (``AIOHTTP_WAITERFIX_SKIP=waiters`` leaves it
+out); ``--watchdog env`` leaves starting the watchdog to activation
+(``AIOHTTP_WAITERFIX_WATCHDOG``), the way an application gets it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import aiohttp_waiterfix  # activation, unless AIOHTTP_WAITERFIX=0
 from aiohttp_waiterfix import _watchdog
 from aiohttp_waiterfix._scenario import ScenarioConfig, run_scenario
+from aiohttp_waiterfix._status import fix_applied
 
 PROBE_PERIOD = 0.01
 
@@ -74,7 +77,7 @@ async def _main(config: ScenarioConfig, mode: str, threshold: float, interval: f
     logger = logging.getLogger("aiohttp_waiterfix")
     logger.addHandler(capture)
     logger.setLevel(logging.INFO)
-    if mode != "off":
+    if mode not in ("off", "env"):
         _watchdog.start(mode, threshold=threshold, interval=interval)
     stretches: List[List[float]] = []
     peak = {"acquired": 0}
@@ -89,13 +92,13 @@ async def _main(config: ScenarioConfig, mode: str, threshold: float, interval: f
     payload["stuck_stretches"] = stretches
     payload["peak_acquired"] = peak["acquired"]
     payload["watchdog"] = asdict(_watchdog.snapshot())
-    payload["fix_applied"] = aiohttp_waiterfix.status().applied
+    payload["fix_applied"] = fix_applied(aiohttp_waiterfix.status(), "waiters")
     return payload
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--watchdog", choices=("report", "heal", "off"), default="report")
+    parser.add_argument("--watchdog", choices=("report", "heal", "off", "env"), default="report")
     parser.add_argument("--threshold", type=float, default=_watchdog.DEFAULT_THRESHOLD)
     parser.add_argument("--interval", type=float, default=_watchdog.DEFAULT_INTERVAL)
     for name, default in asdict(ScenarioConfig()).items():
