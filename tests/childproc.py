@@ -63,7 +63,7 @@ class ChildResult(NamedTuple):
     def describe(self) -> str:
         return (
             f"{' '.join(self.args)}\nexit status {self.returncode}\n"
-            f"--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
+            f"--- stdout\n{self.stdout}\n--- stderr (its end)\n{self.stderr[-4000:]}"
         )
 
 
