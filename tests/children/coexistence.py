@@ -113,8 +113,11 @@ def watched_classes() -> List[type]:
     classes: List[type] = [aiohttp.ClientSession, BaseConnector, TCPConnector]
     for fix in FIXES:
         for change in fix.changes():
-            owner = getattr(importlib.import_module(change.module), change.owner, None)
-            if isinstance(owner, type) and owner not in classes:
+            try:
+                owner = getattr(importlib.import_module(change.module), change.owner)
+            except (ImportError, AttributeError):  # a class this release does not have
+                continue
+            if owner not in classes:
                 classes.append(owner)
     return classes
 
