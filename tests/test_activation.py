@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import pytest
+from childproc import ChildResult, environment, run_child
 
 from aiohttp_waiterfix import _run
 from aiohttp_waiterfix._siteblock import BEGIN, BlockError, add_block, make_block, remove_block
@@ -27,28 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 AIOHTTP_VERSION = installed_aiohttp_version()
-
-# Run in the venv's interpreter: what a program that imports aiohttp would see.
-PROBE = """
-import json, os, sys
-import aiohttp.connector
-import aiohttp_waiterfix
-from aiohttp_waiterfix import _patcher
-s = aiohttp_waiterfix.status()
-sc = sys.modules.get("sitecustomize")
-print(json.dumps({
-    "applied": s.applied, "activated_by": s.activated_by, "reason": s.reason,
-    "applied_fixes": list(_patcher.applied_fixes()),
-    "sitecustomize": getattr(sc, "__file__", None),
-    "user_sitecustomize": os.environ.get("USER_SITECUSTOMIZE_RAN"),
-    "pythonpath": os.environ.get("PYTHONPATH", ""),
-}))
-"""
-
-NO_AIOHTTP_PROBE = """
-import json, sys
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("aiohttp", "wrapt", "packaging", "typing"))))
-"""
 
 USER_SITECUSTOMIZE = b'import os\nos.environ["USER_SITECUSTOMIZE_RAN"] = __file__\n'
 
@@ -142,10 +121,8 @@ def _uv() -> Optional[List[str]]:
     return [sys.executable, "-m", "uv"] if importlib.util.find_spec("uv") else None
 
 
-def _base_env() -> Dict[str, str]:
-    """This environment without anything that would change how the venv's Python starts."""
-    dropped = ("VIRTUAL_ENV", "AIOHTTP_WAITERFIX")
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k not in dropped}
+VENV_UNSET = ("PYTHON*", "VIRTUAL_ENV", "AIOHTTP_WAITERFIX")
+"""What would change how the venv's Python starts: left out of every environment given to it."""
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +133,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     if AIOHTTP_VERSION is None:
         pytest.skip("aiohttp is not installed in the test environment")
     root = tmp_path_factory.mktemp("activation") / "venv"
-    env = _base_env()
+    env = environment(unset=VENV_UNSET)
     subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(root)], env=env, check=True)
     bindir = root / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
@@ -177,13 +154,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         env=env,
         check=True,
     )
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        env=env,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout.strip()
+    site = run_child("activation.py", "purelib", python=python, unset=VENV_UNSET).payload["purelib"]
     return Venv(root, python, bindir, Path(site))
 
 
@@ -201,16 +172,39 @@ def site(venv: Venv) -> Iterator[Venv]:
     clean()
 
 
+def _venv_env(venv: Venv, env: Optional[Dict[str, str]]) -> Dict[str, str]:
+    """What a run in the venv changes in this environment: the venv's bin/ first on PATH, then ``env``."""
+    return {"PATH": str(venv.bin) + os.pathsep + os.environ.get("PATH", ""), **(env or {})}
+
+
 def run(venv: Venv, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    full_env = _base_env()
-    full_env["PATH"] = str(venv.bin) + os.pathsep + full_env.get("PATH", "")
-    full_env.update(env or {})
+    """Run a command (the CLI, the run wrapper) as a user of the venv would."""
     return subprocess.run(
         list(args),
-        env=full_env,
+        env=environment(_venv_env(venv, env), unset=VENV_UNSET),
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def venv_child(
+    venv: Venv,
+    *args: str,
+    launcher: Sequence[str] = (),
+    python: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+    returncode: Optional[int] = 0,
+) -> ChildResult:
+    """tests/children/activation.py ``args`` run by the venv's Python (or ``python``), after ``launcher``."""
+    return run_child(
+        "activation.py",
+        *args,
+        python=python or venv.python,
+        launcher=launcher,
+        env=_venv_env(venv, env),
+        unset=VENV_UNSET,
+        returncode=returncode,
     )
 
 
@@ -219,10 +213,8 @@ def cli(venv: Venv, *args: str, env: Optional[Dict[str, str]] = None) -> subproc
 
 
 def probe(venv: Venv, *prefix: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    proc = run(venv, *prefix, str(venv.python), "-c", PROBE, env=env)
-    assert proc.returncode == 0, proc.stderr
-    info: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return info
+    """What a program that imports aiohttp gets, started by ``prefix`` (e.g. the run wrapper)."""
+    return venv_child(venv, "probe", launcher=prefix, env=env).payload
 
 
 def assert_activated(info: Dict[str, Any], label: str) -> None:
@@ -269,9 +261,9 @@ def test_enable_activates_every_new_interpreter(site: Venv) -> None:
     assert _installed_block_path(site) == str(site.sitecustomize)
 
 
-def _installed_block_path(venv: Venv) -> str:
-    code = "from aiohttp_waiterfix._enable import installed_block_path as f; print(f())"
-    return str(run(venv, str(venv.python), "-c", code).stdout).strip()
+def _installed_block_path(venv: Venv) -> Optional[str]:
+    path: Optional[str] = venv_child(venv, "block-path").payload["path"]
+    return path
 
 
 def test_enable_twice_writes_one_block(site: Venv) -> None:
@@ -289,7 +281,7 @@ def test_disable_removes_the_file_enable_created(site: Venv) -> None:
     proc = cli(site, "disable")
     assert proc.returncode == 0, proc.stderr
     assert not site.sitecustomize.exists()
-    assert _installed_block_path(site) == "None"
+    assert _installed_block_path(site) is None
     proc = cli(site, "disable")  # nothing left to do
     assert proc.returncode == 0 and "not enabled" in proc.stdout
 
@@ -383,15 +375,13 @@ def test_run_wrapper_with_enable_keeps_both(site: Venv) -> None:
 
 
 def test_run_wrapper_covers_child_processes(venv: Venv) -> None:
-    code = "import subprocess, sys; sys.exit(subprocess.call([sys.executable, '-c', sys.argv[1]]))"
-    proc = run(venv, str(venv.run_wrapper), "python", "-c", code, PROBE)
-    assert proc.returncode == 0, proc.stderr
-    assert_activated(json.loads(proc.stdout.strip().splitlines()[-1]), "run-wrapper")
+    child = venv_child(venv, "spawn", "probe", launcher=[str(venv.run_wrapper)], python="python")
+    assert_activated(child.payload, "run-wrapper")
 
 
 def test_run_wrapper_passes_the_exit_code_through(venv: Venv) -> None:
-    proc = run(venv, str(venv.run_wrapper), "python", "-c", "raise SystemExit(7)")
-    assert proc.returncode == 7
+    child = venv_child(venv, "exit", "7", launcher=[str(venv.run_wrapper)], python="python", returncode=None)
+    assert child.returncode == 7
 
 
 def test_run_wrapper_unknown_command(venv: Venv) -> None:
@@ -415,28 +405,21 @@ def test_run_wrapper_usage(venv: Venv, args: List[str], code: int) -> None:
 @pytest.mark.parametrize("entry", ["import", "sitecustomize", "run-wrapper"])
 def test_a_process_that_never_imports_aiohttp_loads_neither_aiohttp_nor_wrapt(site: Venv, entry: str) -> None:
     prefix: List[str] = []
-    code = NO_AIOHTTP_PROBE
-    if entry == "import":
-        code = "import aiohttp_waiterfix\n" + code
-    elif entry == "sitecustomize":
+    if entry == "sitecustomize":
         assert cli(site, "enable").returncode == 0
-    else:
+    elif entry == "run-wrapper":
         prefix = [str(site.run_wrapper)]
-    proc = run(site, *prefix, str(site.python), "-c", code)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == []
+    found = venv_child(site, "loaded", *(["shim"] if entry == "import" else []), launcher=prefix).payload
+    assert found["loaded"] == []
     # ...and it was activated all the same (the hook waits for aiohttp.connector):
-    pending = "import aiohttp_waiterfix._startup as s; print(s.pending_label)"
-    if entry == "import":
-        pending = "import aiohttp_waiterfix; " + pending
-    assert run(site, *prefix, str(site.python), "-c", pending).stdout.strip() == entry
+    assert found["pending_label"] == entry
 
 
 @pytest.mark.parametrize("entry", ["import", "sitecustomize", "run-wrapper"])
 def test_kill_switch(site: Venv, entry: str) -> None:
     off = {"AIOHTTP_WAITERFIX": "0"}
     if entry == "import":
-        assert_killed(probe(site, env=off))  # PROBE imports aiohttp_waiterfix itself
+        assert_killed(probe(site, env=off))  # the probe imports aiohttp_waiterfix itself
     elif entry == "sitecustomize":
         assert cli(site, "enable").returncode == 0
         assert_killed(probe(site, env=off))

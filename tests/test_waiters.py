@@ -9,16 +9,12 @@ Everything runs against a ``BaseConnector`` with a fake ``_create_connection``
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
-import os
-import subprocess
-import sys
 from typing import Any, List
 
 import pytest
+from childproc import TESTS, run_child
+from children.waiters import woken_then_cancelled  # shared with the child that runs it around revert()/apply()
 from support import (
-    PATCHED,
     WAIT,
     FakeTrace,
     TraceFailure,
@@ -26,7 +22,6 @@ from support import (
     assert_idle,
     make_connector,
     make_key,
-    pooled_count,
     request,
     run,
     serve_all,
@@ -36,31 +31,7 @@ from support import (
     waiter_count,
 )
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
 # ------------------------------------------------------------ lost wake-ups
-
-
-async def woken_then_cancelled(connector: Any) -> None:
-    """A waiter is woken for a free slot and cancelled before it resumes (a timeout).
-
-    Unpatched, its wake-up is lost, the other waiter is never woken, and because
-    a waiter is still queued every later request queues too: wedged.
-    """
-    a = await request(connector)
-    b = spawn(request(connector))
-    c = spawn(request(connector))
-    await settle()
-    assert waiter_count(connector) == 2
-
-    a.close()  # frees the only slot and wakes b ...
-    b.cancel()  # ... which times out before it gets to run
-    await settle()
-    d = spawn(request(connector))  # traffic goes on
-    await serve_all([c, d])
-    assert b.cancelled()
-    assert_idle(connector)
 
 
 @pytest.mark.fix("waiters")
@@ -435,101 +406,20 @@ def test_sticky_timeouts_wedge_recovers() -> None:
 # ------------------------------------------------ patch applied while running
 
 
-def _run_child(*functions: Any) -> Any:
-    """Run the last of ``functions`` in a fresh interpreter and return its JSON result.
-
-    The child reverts and re-applies the patch, so it must not share this
-    process.  It gets the functions' source and support.py, not pytest.
-    """
-    script = "\n".join(
-        [
-            "from __future__ import annotations",
-            "import json, sys",
-            f"sys.path.insert(0, {HERE!r})",
-            "from support import *",
-            *(inspect.getsource(f) for f in functions),
-            f"print(json.dumps({functions[-1].__name__}()))",
-        ]
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=dict(os.environ)
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def child_connector_made_before_apply() -> Any:
-    import aiohttp_waiterfix
-
-    patched = PATCHED  # our waiter fix is in place
-
-    async def main() -> Any:
-        if patched:
-            aiohttp_waiterfix.revert()
-        connector, _ = make_connector(limit=1)
-        factory = connector._waiters.default_factory.__name__
-        if patched:
-            assert aiohttp_waiterfix.apply().applied
-        try:
-            await woken_then_cancelled(connector)
-        finally:
-            await connector.close()
-        return {"patched": patched, "factory": factory}
-
-    try:
-        return {"ok": True, **run(main)}
-    except AssertionError as exc:
-        return {"ok": False, "error": str(exc)}
+def waiters_child(case: str) -> Any:
+    """Run a case of tests/children/waiters.py (it reverts and re-applies the patch) and return its result."""
+    return run_child("waiters.py", case, pythonpath=[TESTS], timeout=60).payload
 
 
 @pytest.mark.fix("waiters")
 def test_connector_created_before_the_patch_keeps_working() -> None:
     """A connector made while unpatched (deque waiters) gets the fixed behaviour once patched."""
-    result = _run_child(woken_then_cancelled, child_connector_made_before_apply)
+    result = waiters_child("made-before-apply")
     assert result["ok"], result["error"]
     if result["patched"]:
         assert result["factory"] == "deque"
 
 
-def child_requests_waiting_in_original_connect() -> Any:
-    import aiohttp_waiterfix
-
-    patched = PATCHED  # our waiter fix is in place
-
-    async def main() -> Any:
-        if patched:
-            aiohttp_waiterfix.revert()
-        connector, creator = make_connector(limit=1)
-        log: List[str] = []
-        a = await request(connector)
-        b = spawn(request(connector, traces=[FakeTrace(log)]))  # waits inside the original connect()
-        c = spawn(request(connector))
-        e = spawn(request(connector, "h2"))
-        await settle()
-        assert waiter_count(connector) == 3
-        if patched:
-            assert aiohttp_waiterfix.apply().applied
-        a.release()  # the patched release wakes b or e; they resume in the old code: self._get(key)
-        await settle()
-        resumed = [t for t in (b, e) if t.done()]
-        assert len(resumed) == 1, "the in-flight request did not resume"
-        assert resumed[0].exception() is None
-        d = spawn(request(connector))  # a request in the patched code
-        await settle()
-        await serve_all([b, c, d, e], close=False)
-        assert log[:2] == ["connection_queued_start", "connection_queued_end"]
-        assert log[2:] in (["connection_reuseconn"], ["connection_create_start", "connection_create_end"])
-        assert_idle(connector)
-        assert pooled_count(connector) == len(creator.created)
-        await connector.close()
-        return {"patched": patched}
-
-    try:
-        return {"ok": True, **run(main)}
-    except AssertionError as exc:
-        return {"ok": False, "error": str(exc)}
-
-
 def test_requests_waiting_in_the_original_connect_complete_after_apply() -> None:
-    result = _run_child(child_requests_waiting_in_original_connect)
+    result = waiters_child("waiting-in-original-connect")
     assert result["ok"], result["error"]

@@ -1,0 +1,256 @@
+"""Child of tests/test_startup.py: one start-up case in a fresh interpreter.
+
+    python startup.py CASE [ARG...]
+
+Prints one JSON object: what the case found, and ``status``, the shim's
+``status()`` at the end.  Only ``json`` and ``sys`` are imported
+before the case runs (not even ``typing``): the cases measure what importing
+the shim loads.  Cases:
+
+* ``steps STEP...``: in order, ``shim`` (import aiohttp_waiterfix), ``aiohttp``,
+  ``connector`` (import aiohttp.connector), ``apply``;
+* ``not-installed DIR``: DIR first on sys.path (no aiohttp there), then the
+  application's failed import and two ``apply()`` calls;
+* ``import-alone``: the modules that importing the shim loads;
+* ``app-import [retry]``: the application's ``import aiohttp`` fails: what it sees;
+  ``retry`` imports it again afterwards;
+* ``edit-connector replaced|wrapped|added``: someone else changed BaseConnector, then ``apply()`` twice;
+* ``apply-revert``, ``threads``, ``hook-race``: apply/revert in one thread, from
+  many threads, and while the main thread imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Tuple
+
+    Result = Dict[str, Any]
+
+
+def steps(*names: str) -> Result:
+    done: List[str] = []
+    for name in names:
+        if name == "shim":
+            import aiohttp_waiterfix
+        elif name == "aiohttp":
+            import aiohttp
+        elif name == "connector":
+            import aiohttp.connector  # noqa: F401  (the step is the import)
+        elif name == "apply":
+            import aiohttp_waiterfix
+
+            aiohttp_waiterfix.apply()
+        else:
+            raise SystemExit(f"unknown step {name!r}")
+        done.append(name)
+    module = sys.modules.get("aiohttp")
+    version = getattr(module, "__version__", None)
+    return {"done": done, "aiohttp_imported": module is not None, "aiohttp_version": version}
+
+
+def not_installed(directory: str) -> Result:
+    sys.path.insert(0, directory)
+    import aiohttp_waiterfix
+
+    app = None
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError as exc:
+        app = type(exc).__name__
+    first = aiohttp_waiterfix.apply()
+    second = aiohttp_waiterfix.apply()
+    return {"app_error": app, "same": first == second, "applied": first.applied, "reason": first.reason}
+
+
+def import_alone() -> Result:
+    before = set(sys.modules)
+    import aiohttp_waiterfix  # noqa: F401
+
+    new = set(sys.modules) - before
+    heavy = sorted(m for m in new if m.split(".")[0] in ("aiohttp", "wrapt", "packaging", "asyncio"))
+    return {"heavy": heavy, "typing": "typing" in new}
+
+
+def app_import(*options: str) -> Result:
+    import aiohttp_waiterfix  # noqa: F401
+
+    found: Result = {}
+    try:
+        import aiohttp
+    except BaseException as exc:
+        files = []
+        tb = exc.__traceback__
+        while tb is not None:
+            files.append(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        found = {
+            "error": type(exc).__name__,
+            "message": str(exc),
+            "chain": [repr(exc.__cause__), repr(exc.__context__)],
+            "last_frame": files[-1].replace("\\", "/").split("/")[-2:],
+        }
+    if "retry" in options:
+        import aiohttp  # noqa: F401
+    return found
+
+
+def edit_connector(change: str) -> Result:
+    from aiohttp.connector import BaseConnector
+
+    import aiohttp_waiterfix
+
+    cls: Any = BaseConnector  # assigned to below, as someone else's patch would
+    if change == "replaced":
+        orig = cls._release_waiter
+
+        def other(self: Any) -> Any:
+            return orig(self)
+
+        cls._release_waiter = other
+    elif change == "wrapped":
+        import functools
+
+        closer = cls._close
+
+        @functools.wraps(closer)  # its __wrapped__ is aiohttp's _close: still not aiohttp's code
+        def wrapper(self: Any) -> Any:
+            return closer(self)
+
+        cls._close = wrapper
+    elif change == "added":
+        cls._wait_for_available_connection = lambda self, key, traces: None
+    else:
+        raise SystemExit(f"unknown change {change!r}")
+    first = aiohttp_waiterfix.apply()
+    second = aiohttp_waiterfix.apply()
+    return {"same": first == second}
+
+
+def _same_objects(a: Dict[str, Any], b: Dict[str, Any], but: Tuple[str, ...] = ()) -> bool:
+    return a.keys() == b.keys() and all(a[k] is b[k] for k in a if k not in but)
+
+
+def _one_layer(now: Dict[str, Any], originals: Dict[str, Any]) -> bool:
+    """Our wrappers wrap aiohttp's own methods, not a wrapper of ours."""
+    return bool(
+        now["__init__"].__wrapped__ is originals["__init__"] and now["_close"].__wrapped__ is originals["_close"]
+    )
+
+
+def apply_revert() -> Result:
+    from aiohttp.connector import BaseConnector
+
+    import aiohttp_waiterfix
+
+    originals = dict(vars(BaseConnector))
+    a = aiohttp_waiterfix.apply()
+    patched = dict(vars(BaseConnector))
+    r = aiohttp_waiterfix.revert()
+    restored = dict(vars(BaseConnector))
+    b = aiohttp_waiterfix.apply()
+    again = dict(vars(BaseConnector))
+    return {
+        "flags": [a.applied, r.applied, b.applied],
+        "restored": _same_objects(restored, originals),
+        # wrapt makes new wrappers on every apply(); everything else is the same object
+        "same_patch": _same_objects(patched, again, but=("__init__", "_close", "_get")),
+        "one_layer": _one_layer(again, originals),
+    }
+
+
+def threads() -> Result:
+    import random
+    import threading
+
+    from aiohttp.connector import BaseConnector
+
+    import aiohttp_waiterfix
+
+    sys.setswitchinterval(1e-6)
+    originals = dict(vars(BaseConnector))
+    errors: List[str] = []
+    start = threading.Barrier(16)
+
+    def worker(n: int) -> None:
+        rnd = random.Random(n)
+        try:
+            start.wait()
+            for _ in range(200):
+                (aiohttp_waiterfix.apply if rnd.random() < 0.5 else aiohttp_waiterfix.revert)()
+        except BaseException as exc:
+            errors.append(repr(exc))
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    consistent = aiohttp_waiterfix.status().applied == ("_wait_for_available_connection" in vars(BaseConnector))
+    aiohttp_waiterfix.apply()
+    now = dict(vars(BaseConnector))
+    one_layer = _one_layer(now, originals) and now["_get"] is not originals["_get"]
+    aiohttp_waiterfix.revert()
+    return {
+        "errors": errors,
+        "consistent": consistent,
+        "one_layer": one_layer,
+        "restored": _same_objects(dict(vars(BaseConnector)), originals),
+    }
+
+
+def hook_race() -> Result:
+    """Threads call apply() while the main thread imports aiohttp for the first time."""
+    import threading
+
+    import aiohttp_waiterfix
+
+    results: List[bool] = []
+    start = threading.Barrier(5)
+
+    def worker() -> None:
+        start.wait()
+        results.append(aiohttp_waiterfix.apply().applied)
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for t in workers:
+        t.start()
+    start.wait()
+    import aiohttp  # noqa: F401
+
+    for t in workers:
+        t.join()
+    from aiohttp.connector import BaseConnector
+
+    init: Any = vars(BaseConnector)["__init__"]
+    return {"results": results, "one_layer": not hasattr(init.__wrapped__, "__wrapped__")}
+
+
+CASES: Dict[str, Callable[..., Result]] = {
+    "steps": steps,
+    "not-installed": not_installed,
+    "import-alone": import_alone,
+    "app-import": app_import,
+    "edit-connector": edit_connector,
+    "apply-revert": apply_revert,
+    "threads": threads,
+    "hook-race": hook_race,
+}
+
+
+def main() -> None:
+    case, *args = sys.argv[1:]
+    found = CASES[case](*args)
+    import dataclasses
+
+    import aiohttp_waiterfix
+
+    found["status"] = dataclasses.asdict(aiohttp_waiterfix.status())
+    print(json.dumps(found))
+
+
+if __name__ == "__main__":
+    main()
