@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import linecache
 import re
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 # One pass of a small regex tokenizer, not the ``tokenize`` module: that is pure
 # Python before 3.12, tokenizes f-strings differently from 3.12 on, and costs
@@ -49,9 +49,16 @@ _OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
 
 
 def source_fingerprint(lines: Sequence[str], first_line: int) -> str:
-    """Fingerprint of the ``def`` (or decorated ``def``) starting at line ``first_line`` (1-based)."""
+    """Fingerprint of the ``def`` (or decorated ``def``) starting at line ``first_line`` (1-based).
+
+    Raises ValueError when no ``def`` starts there (a lambda, or the wrong line).
+    """
+    logical = list(_logical_lines("".join(lines[first_line - 1 :])))
+    header = next((tokens for _, tokens in logical if tokens[0] != ("op", "@")), [])
+    if ("word", "def") not in header:
+        raise ValueError(f"line {first_line} starts no def statement")
     digest = hashlib.sha256()
-    for kind, text in _statements(_logical_lines("".join(lines[first_line - 1 :]))):
+    for kind, text in _statements(logical):
         digest.update(f"{kind}\x00{text}\x01".encode())
     return digest.hexdigest()[:16]
 
@@ -88,7 +95,7 @@ def _logical_lines(source: str) -> Iterator[Tuple[int, List[Tuple[str, str]]]]:
         if not tokens and depth == 0:  # the first token of a logical line
             if base is None:
                 base = indent
-            elif header_done and indent <= base:
+            elif indent < base or (header_done and indent <= base):
                 return  # the block has ended
         if text in _OPEN:
             depth += 1
@@ -99,7 +106,7 @@ def _logical_lines(source: str) -> Iterator[Tuple[int, List[Tuple[str, str]]]]:
         yield indent, tokens
 
 
-def _statements(lines: Iterator[Tuple[int, List[Tuple[str, str]]]]) -> Iterator[Tuple[str, str]]:
+def _statements(lines: Iterable[Tuple[int, List[Tuple[str, str]]]]) -> Iterator[Tuple[str, str]]:
     """The tokens that carry meaning: block structure as INDENT/DEDENT, docstring-like lines left out."""
     stack: List[int] = []
     for indent, tokens in lines:
@@ -141,7 +148,10 @@ def function_fingerprint(value: Any) -> Tuple[Optional[str], str]:
     lines = linecache.getlines(code.co_filename, function.__globals__)
     if not lines:
         return None, f"has no source to check ({code.co_filename} cannot be read: a frozen or .pyc-only install?)"
-    return source_fingerprint(lines, code.co_firstlineno), ""
+    try:
+        return source_fingerprint(lines, code.co_firstlineno), ""
+    except ValueError:
+        return None, f"is not a function defined with def ({code.co_name}, {code.co_filename}:{code.co_firstlineno})"
 
 
 def recorded(fix_id: str, target: str, fingerprint: str, release: str) -> bool:

@@ -125,3 +125,8 @@ FIXES: Tuple[Fix, ...] = (WAITERS,)
 """Every fix, in the order they are applied."""
 
 FIX_IDS: Tuple[str, ...] = tuple(fix.id for fix in FIXES)
+
+
+def owners() -> Tuple[Tuple[str, str], ...]:
+    """``(module, class)`` of every class any fix changes, on any release, sorted."""
+    return tuple(sorted({(change.module, change.owner) for fix in FIXES for change in fix.changes()}))

@@ -477,3 +477,17 @@ def test_status_text_says_how_to_turn_the_fixes_on(site: Venv) -> None:
     assert "protected: NO" in proc.stdout
     for way in ("aiohttp_waiterfix enable", "aiohttp-waiterfix-run", "import aiohttp_waiterfix"):
         assert way in proc.stdout
+
+
+@pytest.mark.parametrize("entry", ["import", "sitecustomize", "run-wrapper"])
+def test_the_watchdog_is_off_by_default_and_on_by_environment_in_every_entry_point(site: Venv, entry: str) -> None:
+    prefix: List[str] = []
+    if entry == "sitecustomize":
+        assert cli(site, "enable").returncode == 0
+    elif entry == "run-wrapper":
+        prefix = [str(site.run_wrapper)]
+    assert probe(site, *prefix)["watchdog"] is None  # off: not even imported
+    for value, mode in (("1", "report"), ("heal", "heal")):
+        info = probe(site, *prefix, env={"AIOHTTP_WAITERFIX_WATCHDOG": value})
+        assert info["watchdog"] == mode, info
+        assert_activated(info, entry)

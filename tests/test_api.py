@@ -23,7 +23,7 @@ import aiohttp  # isort: skip
 from aiohttp.connector import BaseConnector  # isort: skip
 
 from aiohttp_waiterfix import _patcher
-from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change
+from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change, owners
 from aiohttp_waiterfix._status import assess
 
 VERSION = aiohttp.__version__
@@ -57,9 +57,8 @@ def owner_class(module: str, owner: str) -> type:
 
 def class_dicts() -> Dict[Owner, Dict[str, Any]]:
     """``vars()`` of every class any fix touches (on any release)."""
-    owners = {(change.module, change.owner) for fix in FIXES for change in fix.changes()}
     out = {}
-    for module, owner in sorted(owners):
+    for module, owner in owners():
         try:
             out[(module, owner)] = dict(vars(owner_class(module, owner)))
         except (ImportError, AttributeError):  # a class this release does not have

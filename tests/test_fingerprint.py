@@ -139,6 +139,16 @@ def test_code_without_source_is_refused() -> None:
     assert fingerprint is None and "no source" in why
 
 
+def test_a_lambda_is_refused_with_a_reason() -> None:
+    """A method replaced by a lambda written inside an indented block: refused, and the reason says why."""
+
+    def make() -> Any:
+        return lambda self: None
+
+    fingerprint, why = function_fingerprint(make())
+    assert fingerprint is None and "not a function defined with def" in why
+
+
 def test_a_wrapped_method_is_refused() -> None:
     import functools
 

@@ -2,7 +2,7 @@
 
 Unit tests drive a real ``BaseConnector`` (tests/support.py) and fake ones
 through the watchdog's checks; the end-to-end tests (``slow``) run the issue's
-scenario in a child process (tests/watchdog_child.py) with the waiter fix off
+scenario in a child process (tests/children/watchdog.py) with the waiter fix off
 on an affected release, and with it on (or on a fixed release) for false alarms.
 
 A lost wake-up is simulated the way the bug leaves a connector: a slot is
@@ -16,19 +16,17 @@ import gc
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import warnings
 import weakref
 from collections import OrderedDict, defaultdict, deque
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Optional
 
 import aiohttp
 import pytest
 from aiohttp import connector as aiohttp_connector
+from childproc import run_child
 from support import PATCHED, FakeCreator, FakeProtocol, make_connector, make_key, request, run, settle
 
 import aiohttp_waiterfix
@@ -39,7 +37,6 @@ from aiohttp_waiterfix._status import assess
 LOGGER = "aiohttp_waiterfix"
 THRESHOLD = 0.2
 INTERVAL = 0.05
-CHILD = Path(__file__).resolve().parent / "watchdog_child.py"
 
 
 @pytest.fixture
@@ -127,15 +124,8 @@ def _assert_same(before: Dict[str, Dict[str, Any]], after: Dict[str, Dict[str, A
 
 def test_off_by_default_nothing_installed() -> None:
     """Without start() the watchdog installs nothing (checked in a fresh interpreter)."""
-    code = (
-        "import aiohttp_waiterfix, aiohttp, aiohttp.connector as c, sys\n"
-        "m = c.BaseConnector._cleanup_closed\n"
-        "wd = sys.modules.get('aiohttp_waiterfix._watchdog')\n"
-        "print(m.__module__, hasattr(m, '__wrapped__'), wd is None or wd._mode is None and not wd._watches)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOHTTP_WAITERFIX")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["aiohttp.connector", "False", "True"]
+    found = run_child("watchdog.py", "off-by-default", unset=["AIOHTTP_WAITERFIX*"]).payload
+    assert found == {"module": "aiohttp.connector", "wrapped": False, "idle": True}
 
 
 def test_start_and_stop_restore_the_classes_exactly(watchdog: Any) -> None:
@@ -743,21 +733,15 @@ ATTEMPTS = 3
 
 def _child(mode: str, fix: bool) -> Dict[str, Any]:
     """The scenario in a child whose environment asks for the watchdog (``mode``) and skips the waiter fix or not."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOHTTP_WAITERFIX")}
+    env = {}
     if not fix:
         env["AIOHTTP_WAITERFIX_SKIP"] = "waiters"
     if mode != "off":
         env["AIOHTTP_WAITERFIX_WATCHDOG"] = mode
-    proc = subprocess.run(
-        [sys.executable, str(CHILD), "--watchdog", "env", *E2E_SCENARIO],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=90,
+    child = run_child(
+        "watchdog.py", "scenario", "--watchdog", "env", *E2E_SCENARIO, env=env, unset=["AIOHTTP_WAITERFIX*"], timeout=90
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    payload: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return payload
+    return child.payload
 
 
 def _watchdog_warnings(payload: Dict[str, Any]) -> List[Any]:

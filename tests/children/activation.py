@@ -8,7 +8,7 @@ and ``sys`` are imported (not even ``typing``), so that ``loaded`` sees what the
 process itself loaded.  Each case prints one JSON object.  Cases:
 
 * ``probe``: what a program that imports aiohttp gets (activation, fixes,
-  which sitecustomize ran);
+  the watchdog, which sitecustomize ran);
 * ``loaded [shim]``: the modules a process that never imports aiohttp has
   loaded (``shim``: after importing aiohttp_waiterfix), then the activation
   that is waiting for aiohttp (``pending_label``);
@@ -45,6 +45,7 @@ def probe() -> Result:
         "activated_by": status.activated_by,
         "reason": status.reason,
         "applied_fixes": list(_patcher.applied_fixes()),
+        "watchdog": None if status.watchdog is None else status.watchdog.mode,
         "sitecustomize": getattr(sitecustomize, "__file__", None),
         "user_sitecustomize": os.environ.get("USER_SITECUSTOMIZE_RAN"),
         "pythonpath": os.environ.get("PYTHONPATH", ""),

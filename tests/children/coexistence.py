@@ -108,17 +108,16 @@ def watched_classes() -> List[type]:
     import aiohttp
     from aiohttp.connector import BaseConnector, TCPConnector
 
-    from aiohttp_waiterfix._registry import FIXES
+    from aiohttp_waiterfix._registry import owners
 
     classes: List[type] = [aiohttp.ClientSession, BaseConnector, TCPConnector]
-    for fix in FIXES:
-        for change in fix.changes():
-            try:
-                owner = getattr(importlib.import_module(change.module), change.owner)
-            except (ImportError, AttributeError):  # a class this release does not have
-                continue
-            if owner not in classes:
-                classes.append(owner)
+    for module, name in owners():
+        try:
+            owner = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):  # a class this release does not have
+            continue
+        if owner not in classes:
+            classes.append(owner)
     return classes
 
 

@@ -1,8 +1,11 @@
-"""Child process of the watchdog's end-to-end tests: the issue's scenario with the watchdog on.
+"""Child of tests/test_watchdog.py: a fresh process's watchdog, and the issue's scenario under it.
 
-    python tests/watchdog_child.py --watchdog report|heal|off [--threshold S] [--interval S] [scenario options]
+    python watchdog.py off-by-default
+    python watchdog.py scenario --watchdog report|heal|off|env [--threshold S] [--interval S] [scenario options]
 
-Runs ``aiohttp_waiterfix._scenario.run_scenario`` (the reproduction of
+``off-by-default``: after importing aiohttp with no watchdog asked for, is
+anything of the watchdog installed?  ``scenario``:
+runs ``aiohttp_waiterfix._scenario.run_scenario`` (the reproduction of
 aiohttp#9670) in this process, with the watchdog started first, and prints one
 JSON line: the scenario's result, every record of the ``aiohttp_waiterfix``
 logger with its time, the watchdog's final snapshot, and what a probe saw.
@@ -23,6 +26,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Tuple
@@ -96,7 +100,23 @@ async def _main(config: ScenarioConfig, mode: str, threshold: float, interval: f
     return payload
 
 
+def off_by_default() -> Dict[str, Any]:
+    import sys
+
+    import aiohttp.connector
+
+    method = aiohttp.connector.BaseConnector._cleanup_closed
+    module = sys.modules.get("aiohttp_waiterfix._watchdog")
+    idle = module is None or (module._mode is None and not module._watches)
+    return {"module": method.__module__, "wrapped": hasattr(method, "__wrapped__"), "idle": idle}
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["off-by-default"]:
+        print(json.dumps(off_by_default()))
+        return
+    if sys.argv[1:2] == ["scenario"]:
+        del sys.argv[1]
     parser = argparse.ArgumentParser()
     parser.add_argument("--watchdog", choices=("report", "heal", "off", "env"), default="report")
     parser.add_argument("--threshold", type=float, default=_watchdog.DEFAULT_THRESHOLD)
