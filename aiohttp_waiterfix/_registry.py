@@ -121,7 +121,29 @@ WAITERS = Fix(
     ),
 )
 
-FIXES: Tuple[Fix, ...] = (WAITERS,)
+SNI_KEY = Fix(
+    id="sni-key",
+    title="pooled TLS connections verified for one server_hostname are reused for another (security)",
+    upstream=("pull 12835",),
+    first_affected="3.9.0",  # 3.8 has no per-request server_hostname
+    fixed_in="3.14.1",
+    module="sni_key",
+    variants=(
+        # The getter of a property is wrapped (the property stays a property); the key class differs.
+        Variant(
+            "3.9.0",
+            "3.10.11",
+            (Change(WRAP, "aiohttp.client_reqrep", "ClientRequest", "connection_key", "connection_key_attrs"),),
+        ),
+        Variant(
+            "3.11.0",
+            "3.14.0",
+            (Change(WRAP, "aiohttp.client_reqrep", "ClientRequest", "connection_key", "connection_key_namedtuple"),),
+        ),
+    ),
+)
+
+FIXES: Tuple[Fix, ...] = (WAITERS, SNI_KEY)
 """Every fix, in the order they are applied."""
 
 FIX_IDS: Tuple[str, ...] = tuple(fix.id for fix in FIXES)

@@ -1,0 +1,118 @@
+"""Fix ``sni-key``: a request's ``server_hostname`` becomes part of its pool key (aiohttp PR #12835, 3.14.1).
+
+aiohttp 3.9.0 - 3.14.0 let a request override the name its TLS certificate is
+verified for (``server_hostname=``), but the pool key (``ConnectionKey``) does
+not hold it: a connection verified for ``a.test`` is handed to a later request
+that asked to verify ``b.test``, so ``b.test`` is never checked.
+
+``_registry.SNI_KEY`` wraps the getter of ``ClientRequest.connection_key``.  A
+TLS request that sets ``server_hostname`` gets an :data:`SNIConnectionKey`: the
+release's own ``ConnectionKey`` plus one trailing field, ``server_hostname``,
+so it equals only the keys of requests for the same name (its own class
+compares unequal to every plain key).  Every other request gets the release's
+key object unchanged: the common path costs one call and an ``is None`` test.
+
+Deliberate differences from 3.14.1, none of which lets a connection verified
+for one name serve another:
+
+* the key is split whenever an override is set, even one equal to the host
+  (3.9.x verifies the *resolver's* host name without an override, which a
+  custom resolver may set to anything);
+* plain-HTTP requests keep the release's key: the override is only ever used
+  for TLS (3.14.1 splits those too, to no effect on what is verified);
+* ``ConnectionKey`` itself is untouched, so code that builds one with seven
+  fields keeps working; only the re-keyed requests carry eight.
+
+This module is imported only once ``aiohttp.connector`` has been imported; it
+refuses (raises at import, so the fix is refused with the reason) when the
+release's ``ConnectionKey`` is not the attrs or NamedTuple class of seven
+fields it knows.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import operator
+from typing import Any, Callable, Dict, Tuple
+
+from aiohttp.client_reqrep import ConnectionKey
+
+KEY_FIELDS = ("host", "port", "is_ssl", "ssl", "proxy", "proxy_auth", "proxy_headers_hash")
+"""``ConnectionKey``'s fields, in order, in every release 3.9.0 - 3.14.0."""
+
+
+def _kind(key_class: Any) -> str:
+    """``"attrs"`` (3.9.0 - 3.10.11) or ``"namedtuple"`` (3.11.0 - 3.14.0); raises for any other class."""
+    attributes = getattr(key_class, "__attrs_attrs__", None)
+    if attributes is not None:
+        kind, names = "attrs", tuple(attribute.name for attribute in attributes)
+    elif issubclass(key_class, tuple) and hasattr(key_class, "_fields"):
+        kind, names = "namedtuple", tuple(key_class._fields)
+    else:
+        raise TypeError(f"aiohttp's ConnectionKey is a {type(key_class).__name__} we do not know")
+    if names != KEY_FIELDS:
+        raise TypeError(f"aiohttp's ConnectionKey has the fields {names}, not the {len(KEY_FIELDS)} we know")
+    return kind
+
+
+def _attrs_key_class(base: Any) -> Any:
+    """An attrs subclass: attrs' ``__eq__`` wants the very same class, so it never equals a plain key.
+
+    A plain subclass with an extra slot would inherit ``__eq__``/``__hash__``
+    over seven fields and make ``a.test`` and ``b.test`` equal again.
+    ``attr.evolve`` (the proxy tunnel's key) keeps the class and the name.
+    """
+    import attr
+
+    options: Dict[str, Any] = {"slots": True, "frozen": True}
+    if "cache_hash" in inspect.signature(attr.s).parameters:  # attrs >= 18.2: hashed on every pool lookup
+        options["cache_hash"] = True
+    return attr.make_class("SNIConnectionKey", {"server_hostname": attr.ib(default=None)}, bases=(base,), **options)
+
+
+def _namedtuple_key_class(base: Any) -> Any:
+    """A subclass whose first base is an 8-field namedtuple, so its ``_replace``, ``_make``, ``__repr__``,
+    ``__getnewargs__`` and field getters win: ``_replace`` (the proxy tunnel's key) keeps the name, and an
+    8-tuple never equals a plain 7-field key.
+    """
+    fields = collections.namedtuple(  # type: ignore[misc]  # a dynamic namedtuple is the point
+        "SNIConnectionKey", (*KEY_FIELDS, "server_hostname"), defaults=(None,), module=__name__
+    )
+    return type("SNIConnectionKey", (fields, base), {"__slots__": (), "__module__": __name__})
+
+
+KIND = _kind(ConnectionKey)
+SNIConnectionKey: Any = (_attrs_key_class if KIND == "attrs" else _namedtuple_key_class)(ConnectionKey)
+"""The key of a TLS request with a ``server_hostname`` override: one class per process (module level, so it
+pickles, and keys made before a ``revert()`` still equal those made after the next ``apply()``)."""
+SNIConnectionKey.__module__ = __name__
+SNIConnectionKey.__doc__ = "aiohttp's ConnectionKey plus the server_hostname the connection was verified for."
+
+_seven_fields: Callable[[Any], Tuple[Any, ...]] = operator.attrgetter(*KEY_FIELDS)
+_tuple_new = tuple.__new__
+
+
+def connection_key_attrs(
+    wrapped: Callable[..., Any], instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Any:
+    """Getter wrapper of ``ClientRequest.connection_key`` for attrs keys (3.9.0 - 3.10.11).
+
+    The property calls its getter as ``fget(request)``, so ``instance`` is None and the request is ``args[0]``.
+    """
+    key = wrapped(*args, **kwargs)
+    server_hostname = (args[0] if instance is None else instance).server_hostname
+    if server_hostname is None or not key.is_ssl:
+        return key
+    return SNIConnectionKey(*_seven_fields(key), server_hostname)
+
+
+def connection_key_namedtuple(
+    wrapped: Callable[..., Any], instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> Any:
+    """Getter wrapper of ``ClientRequest.connection_key`` for NamedTuple keys (3.11.0 - 3.14.0)."""
+    key = wrapped(*args, **kwargs)
+    server_hostname = (args[0] if instance is None else instance).server_hostname
+    if server_hostname is None or not key.is_ssl:
+        return key
+    return _tuple_new(SNIConnectionKey, (*key, server_hostname))
