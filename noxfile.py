@@ -57,7 +57,7 @@ if MISSING:
     print(f"noxfile: no interpreter for Python {', '.join(MISSING)}: their runs are left out", file=sys.stderr)
 DEFAULT_PYTHON = plan.PYTHONS[plan.DEFAULT_MINOR] or sys.executable
 RESULTS_DIR = Path(os.environ.get("WAITERFIX_RESULTS_DIR", str(ROOT / ".nox" / "_results")))
-TEST_DEPS = ("pytest", "hypothesis")
+TEST_DEPS = ("pytest", "hypothesis", "trustme")  # trustme: the sni-key tests' loopback TLS certificates
 LINT_RELEASE = "3.10.10"  # mypy checks the package against this release's types
 
 
