@@ -360,15 +360,20 @@ def test_a_failure_half_way_restores_that_fix(
 ) -> None:
     import wrapt
 
-    real = wrapt.wrap_function_wrapper
     victim = next(c for c in changes_here() if c.kind == WRAP)
 
-    def fail_on_victim(owner: Any, name: str, wrapper: Any) -> Any:
-        if owner.__name__ == victim.owner and name == victim.name:
-            raise RuntimeError("injected failure")
-        return real(owner, name, wrapper)
+    def fail_on_victim(real: Any) -> Any:
+        def install(owner: Any, name: str, *args: Any) -> Any:
+            if owner.__name__ == victim.owner and name == victim.name:
+                raise RuntimeError("injected failure")
+            return real(owner, name, *args)
 
-    monkeypatch.setattr(wrapt, "wrap_function_wrapper", fail_on_victim)
+        return install
+
+    # A method is wrapped by wrap_function_wrapper; a property's getter is wrapped and the new property set by
+    # apply_patch (the sni-key fix, alone on 3.10.11-3.14.0).
+    for installer in ("wrap_function_wrapper", "apply_patch"):
+        monkeypatch.setattr(wrapt, installer, fail_on_victim(getattr(wrapt, installer)))
     status = aiohttp_waiterfix.apply()
     failed = next(fix for fix in status.fixes if fix.affected and not fix.applied)
     assert "injected" in failed.reason and "refused" in failed.reason

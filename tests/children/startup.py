@@ -130,34 +130,79 @@ def edit_connector(change: str) -> Result:
     return {"same": first == second}
 
 
-def _same_objects(a: Dict[str, Any], b: Dict[str, Any], but: Tuple[str, ...] = ()) -> bool:
-    return a.keys() == b.keys() and all(a[k] is b[k] for k in a if k not in but)
+def _classes() -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """``vars()`` of every class a fix changes (read from the registry), as it is now."""
+    import importlib
+
+    from aiohttp_waiterfix._registry import owners
+
+    return {(m, o): dict(vars(getattr(importlib.import_module(m), o))) for m, o in owners()}
 
 
-def _one_layer(now: Dict[str, Any], originals: Dict[str, Any]) -> bool:
-    """Our wrappers wrap aiohttp's own methods, not a wrapper of ours."""
-    return bool(
-        now["__init__"].__wrapped__ is originals["__init__"] and now["_close"].__wrapped__ is originals["_close"]
+def _changes() -> List[Any]:
+    """The changes of every fix this release needs (their variant for it), read from the registry."""
+    import aiohttp
+
+    from aiohttp_waiterfix import _patcher
+    from aiohttp_waiterfix._registry import FIXES
+    from aiohttp_waiterfix._status import assess
+
+    out: List[Any] = []
+    for fix in FIXES:
+        if assess(fix, aiohttp.__version__).affected:
+            variant = _patcher.variant_for(fix, aiohttp.__version__)
+            out.extend(variant.changes if variant else ())
+    return out
+
+
+def _same_objects(a: Dict[Tuple[str, str], Dict[str, Any]], b: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[owner].keys() == b[owner].keys() and all(a[owner][k] is b[owner][k] for k in a[owner]) for owner in a
     )
 
 
-def apply_revert() -> Result:
-    from aiohttp.connector import BaseConnector
+def _getter(value: Any) -> Any:
+    """What a WRAP change wraps: a method, or a property's getter."""
+    return value.fget if isinstance(value, property) else value
 
+
+def _one_layer(now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+    """Each of our wrappers wraps aiohttp's own code, not a wrapper of ours."""
+    wraps = [c for c in _changes() if c.kind == "wrap"]
+    return bool(wraps) and all(
+        getattr(_getter(now[(c.module, c.owner)][c.name]), "__wrapped__", None)
+        is _getter(originals[(c.module, c.owner)][c.name])
+        for c in wraps
+    )
+
+
+def _in_place(now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]) -> str:
+    """``all``, ``none`` or ``some`` of the needed changes are in place."""
+    changed = [
+        now[(c.module, c.owner)].get(c.name) is not originals[(c.module, c.owner)].get(c.name) for c in _changes()
+    ]
+    return "all" if all(changed) else "none" if not any(changed) else "some"
+
+
+def apply_revert() -> Result:
     import aiohttp_waiterfix
 
-    originals = dict(vars(BaseConnector))
+    originals = _classes()
     a = aiohttp_waiterfix.apply()
-    patched = dict(vars(BaseConnector))
+    patched = _classes()
     r = aiohttp_waiterfix.revert()
-    restored = dict(vars(BaseConnector))
+    restored = _classes()
     b = aiohttp_waiterfix.apply()
-    again = dict(vars(BaseConnector))
+    again = _classes()
+    wrapped = {(c.module, c.owner, c.name) for c in _changes() if c.kind == "wrap"}
     return {
         "flags": [a.applied, r.applied, b.applied],
         "restored": _same_objects(restored, originals),
         # wrapt makes new wrappers on every apply(); everything else is the same object
-        "same_patch": _same_objects(patched, again, but=("__init__", "_close", "_get")),
+        "same_patch": _same_objects(
+            {o: {k: v for k, v in d.items() if (*o, k) not in wrapped} for o, d in patched.items()},
+            {o: {k: v for k, v in d.items() if (*o, k) not in wrapped} for o, d in again.items()},
+        ),
         "one_layer": _one_layer(again, originals),
     }
 
@@ -166,12 +211,10 @@ def threads() -> Result:
     import random
     import threading
 
-    from aiohttp.connector import BaseConnector
-
     import aiohttp_waiterfix
 
     sys.setswitchinterval(1e-6)
-    originals = dict(vars(BaseConnector))
+    originals = _classes()
     errors: List[str] = []
     start = threading.Barrier(16)
 
@@ -189,16 +232,16 @@ def threads() -> Result:
         t.start()
     for t in workers:
         t.join()
-    consistent = aiohttp_waiterfix.status().applied == ("_wait_for_available_connection" in vars(BaseConnector))
+    consistent = _in_place(_classes(), originals) == ("all" if aiohttp_waiterfix.status().applied else "none")
     aiohttp_waiterfix.apply()
-    now = dict(vars(BaseConnector))
-    one_layer = _one_layer(now, originals) and now["_get"] is not originals["_get"]
+    now = _classes()
+    one_layer = _one_layer(now, originals) and _in_place(now, originals) == "all"
     aiohttp_waiterfix.revert()
     return {
         "errors": errors,
         "consistent": consistent,
         "one_layer": one_layer,
-        "restored": _same_objects(dict(vars(BaseConnector)), originals),
+        "restored": _same_objects(_classes(), originals),
     }
 
 
@@ -223,10 +266,12 @@ def hook_race() -> Result:
 
     for t in workers:
         t.join()
-    from aiohttp.connector import BaseConnector
-
-    init: Any = vars(BaseConnector)["__init__"]
-    return {"results": results, "one_layer": not hasattr(init.__wrapped__, "__wrapped__")}
+    now = _classes()
+    wraps = [_getter(now[(c.module, c.owner)][c.name]) for c in _changes() if c.kind == "wrap"]
+    return {
+        "results": results,
+        "one_layer": bool(wraps) and all(not hasattr(w.__wrapped__, "__wrapped__") for w in wraps),
+    }
 
 
 CASES: Dict[str, Callable[..., Result]] = {
