@@ -140,7 +140,12 @@ def _classes() -> Dict[Tuple[str, str], Dict[str, Any]]:
 
 
 def _changes() -> List[Any]:
-    """The changes of every fix this release needs (their variant for it), read from the registry."""
+    """The changes of every fix this release needs (their variant for it), read from the registry.
+
+    Each change carries ``ours``: what the fix's module installs (the wrapper, for WRAP).
+    """
+    import importlib
+
     import aiohttp
 
     from aiohttp_waiterfix import _patcher
@@ -151,7 +156,9 @@ def _changes() -> List[Any]:
     for fix in FIXES:
         if assess(fix, aiohttp.__version__).affected:
             variant = _patcher.variant_for(fix, aiohttp.__version__)
-            out.extend(variant.changes if variant else ())
+            for change in variant.changes if variant else ():
+                code = importlib.import_module(f"aiohttp_waiterfix.fixes.{fix.module}")
+                out.append((change, getattr(code, change.using, None)))
     return out
 
 
@@ -167,19 +174,22 @@ def _getter(value: Any) -> Any:
 
 
 def _one_layer(now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
-    """Each of our wrappers wraps aiohttp's own code, not a wrapper of ours."""
-    wraps = [c for c in _changes() if c.kind == "wrap"]
-    return bool(wraps) and all(
-        getattr(_getter(now[(c.module, c.owner)][c.name]), "__wrapped__", None)
-        is _getter(originals[(c.module, c.owner)][c.name])
-        for c in wraps
-    )
+    """Each of our wrappers wraps aiohttp's own code, not a wrapper of ours; each replacement is our own object."""
+
+    def one(change: Any, ours: Any) -> bool:
+        installed, original = now[(change.module, change.owner)][change.name], originals[(change.module, change.owner)]
+        if change.kind == "wrap":
+            return getattr(_getter(installed), "__wrapped__", None) is _getter(original[change.name])
+        return bool(installed is ours)
+
+    changes = _changes()
+    return bool(changes) and all(one(change, ours) for change, ours in changes)
 
 
 def _in_place(now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]) -> str:
     """``all``, ``none`` or ``some`` of the needed changes are in place."""
     changed = [
-        now[(c.module, c.owner)].get(c.name) is not originals[(c.module, c.owner)].get(c.name) for c in _changes()
+        now[(c.module, c.owner)].get(c.name) is not originals[(c.module, c.owner)].get(c.name) for c, _ in _changes()
     ]
     return "all" if all(changed) else "none" if not any(changed) else "some"
 
@@ -194,7 +204,7 @@ def apply_revert() -> Result:
     restored = _classes()
     b = aiohttp_waiterfix.apply()
     again = _classes()
-    wrapped = {(c.module, c.owner, c.name) for c in _changes() if c.kind == "wrap"}
+    wrapped = {(c.module, c.owner, c.name) for c, _ in _changes() if c.kind == "wrap"}
     return {
         "flags": [a.applied, r.applied, b.applied],
         "restored": _same_objects(restored, originals),
@@ -267,11 +277,8 @@ def hook_race() -> Result:
     for t in workers:
         t.join()
     now = _classes()
-    wraps = [_getter(now[(c.module, c.owner)][c.name]) for c in _changes() if c.kind == "wrap"]
-    return {
-        "results": results,
-        "one_layer": bool(wraps) and all(not hasattr(w.__wrapped__, "__wrapped__") for w in wraps),
-    }
+    wraps = [_getter(now[(c.module, c.owner)][c.name]) for c, _ in _changes() if c.kind == "wrap"]
+    return {"results": results, "one_layer": all(not hasattr(w.__wrapped__, "__wrapped__") for w in wraps)}
 
 
 CASES: Dict[str, Callable[..., Result]] = {
