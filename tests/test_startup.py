@@ -379,27 +379,53 @@ def test_warnings_as_errors_never_break_importing_the_shim() -> None:
 
 # ------------------------------------------------------------- apply/revert
 
+# Child-side helpers, read from the registry: the attributes the fixes this release needs change.
+# (Import aiohttp before running them.)
+CHANGES_HERE = """
+import importlib
+import aiohttp
+from aiohttp_waiterfix import _patcher
+from aiohttp_waiterfix._registry import FIXES, WRAP
+from aiohttp_waiterfix._status import assess
+CHANGES = [c for f in FIXES if assess(f, aiohttp.__version__).affected
+           for c in _patcher.variant_for(f, aiohttp.__version__).changes]
+OWNERS = {(c.module, c.owner): getattr(importlib.import_module(c.module), c.owner) for c in CHANGES}
+WRAPPED = [(c.module, c.owner, c.name) for c in CHANGES if c.kind == WRAP]
+
+def snapshot():
+    return {key: dict(vars(cls)) for key, cls in OWNERS.items()}
+
+def same(a, b):
+    return a.keys() == b.keys() and all(a[k].keys() == b[k].keys() and all(a[k][n] is b[k][n] for n in a[k]) for k in a)
+
+def one_layer(now, originals):
+    return all(now[(m, o)][n].__wrapped__ is originals[(m, o)][n] for m, o, n in WRAPPED)
+
+def all_in_place(originals):
+    return all(vars(OWNERS[(c.module, c.owner)]).get(c.name) is not originals[(c.module, c.owner)].get(c.name)
+               for c in CHANGES)
+"""
+
 
 @needs_affected
 def test_apply_revert_apply_in_a_fresh_process() -> None:
     child = run_child(
-        """
-        import aiohttp_waiterfix
-        from aiohttp.connector import BaseConnector as C
-        originals = dict(vars(C))
-        a = aiohttp_waiterfix.apply()
-        patched = dict(vars(C))
-        r = aiohttp_waiterfix.revert()
-        restored = dict(vars(C))
-        b = aiohttp_waiterfix.apply()
-        again = dict(vars(C))
-        print("FLAGS", a.applied, r.applied, b.applied)
-        print("RESTORED", restored.keys() == originals.keys() and all(restored[k] is originals[k] for k in originals))
-        print("SAME_PATCH", patched.keys() == again.keys()
-              and all(patched[k] is again[k] for k in patched if k not in ("__init__", "_close", "_get")))
-        print("ONE_LAYER", again["__init__"].__wrapped__ is originals["__init__"]
-              and again["_close"].__wrapped__ is originals["_close"])
-        """,
+        CHANGES_HERE
+        + """
+import aiohttp_waiterfix
+originals = snapshot()
+a = aiohttp_waiterfix.apply()
+patched = snapshot()
+r = aiohttp_waiterfix.revert()
+restored = snapshot()
+b = aiohttp_waiterfix.apply()
+again = snapshot()
+print("FLAGS", a.applied, r.applied, b.applied)
+print("RESTORED", same(restored, originals))
+print("SAME_PATCH", patched.keys() == again.keys() and all(
+    patched[k][n] is again[k][n] for k in patched for n in patched[k] if (*k, n) not in WRAPPED))
+print("ONE_LAYER", bool(CHANGES) and one_layer(again, originals))
+""",
         env={"AIOHTTP_WAITERFIX": "0"},
     )
     assert child.out("FLAGS") == "True False True"
@@ -414,40 +440,35 @@ def test_apply_revert_apply_in_a_fresh_process() -> None:
 @needs_affected
 def test_apply_and_revert_from_many_threads() -> None:
     child = run_child(
-        """
-        import random, sys, threading
-        import aiohttp_waiterfix
-        from aiohttp.connector import BaseConnector as C
-        sys.setswitchinterval(1e-6)
-        originals = dict(vars(C))
-        errors = []
-        start = threading.Barrier(16)
+        CHANGES_HERE
+        + """
+import random, sys, threading
+import aiohttp_waiterfix
+sys.setswitchinterval(1e-6)
+originals = snapshot()
+errors = []
+start = threading.Barrier(16)
 
-        def worker(n):
-            rnd = random.Random(n)
-            try:
-                start.wait()
-                for _ in range(200):
-                    (aiohttp_waiterfix.apply if rnd.random() < 0.5 else aiohttp_waiterfix.revert)()
-            except BaseException as exc:
-                errors.append(repr(exc))
+def worker(n):
+    rnd = random.Random(n)
+    try:
+        start.wait()
+        for _ in range(200):
+            (aiohttp_waiterfix.apply if rnd.random() < 0.5 else aiohttp_waiterfix.revert)()
+    except BaseException as exc:
+        errors.append(repr(exc))
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
-        for t in threads: t.start()
-        for t in threads: t.join()
-        s = aiohttp_waiterfix.status()
-        patched = "_wait_for_available_connection" in vars(C)
-        print("ERRORS", errors)
-        print("CONSISTENT", s.applied == patched)
-        aiohttp_waiterfix.apply()
-        now = dict(vars(C))
-        print("ONE_LAYER", now["__init__"].__wrapped__ is originals["__init__"]
-              and now["_close"].__wrapped__ is originals["_close"]
-              and now["_get"] is not originals["_get"])
-        aiohttp_waiterfix.revert()
-        back = dict(vars(C))
-        print("RESTORED", back.keys() == originals.keys() and all(back[k] is originals[k] for k in originals))
-        """,
+threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+s = aiohttp_waiterfix.status()
+print("ERRORS", errors)
+print("CONSISTENT", s.applied == all_in_place(originals))
+aiohttp_waiterfix.apply()
+print("ONE_LAYER", one_layer(snapshot(), originals) and all_in_place(originals))
+aiohttp_waiterfix.revert()
+print("RESTORED", same(snapshot(), originals))
+""",
         env={"AIOHTTP_WAITERFIX": "0"},
     )
     assert child.out("ERRORS") == "[]"
@@ -462,25 +483,27 @@ def test_import_hook_races_with_apply_from_threads() -> None:
     """Threads call apply() while the main thread imports aiohttp for the first time."""
     child = run_child(
         """
-        import threading
-        import aiohttp_waiterfix
-        results = []
-        start = threading.Barrier(5)
+import threading
+import aiohttp_waiterfix
+results = []
+start = threading.Barrier(5)
 
-        def worker():
-            start.wait()
-            results.append(aiohttp_waiterfix.apply().applied)
+def worker():
+    start.wait()
+    results.append(aiohttp_waiterfix.apply().applied)
 
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads: t.start()
-        start.wait()
-        import aiohttp
-        for t in threads: t.join()
-        from aiohttp.connector import BaseConnector as C
-        init = vars(C)["__init__"]
-        print("RESULTS", results)
-        print("ONE_LAYER", not hasattr(init.__wrapped__, "__wrapped__"))
-        """
+threads = [threading.Thread(target=worker) for _ in range(4)]
+for t in threads: t.start()
+start.wait()
+import aiohttp
+for t in threads: t.join()
+"""
+        + CHANGES_HERE
+        + """
+print("RESULTS", results)
+print("ONE_LAYER", bool(WRAPPED) and all(
+    not hasattr(vars(OWNERS[(m, o)])[n].__wrapped__, "__wrapped__") for m, o, n in WRAPPED))
+"""
     )
     assert child.out("RESULTS") == "[True, True, True, True]"
     assert child.out("ONE_LAYER") == "True"
