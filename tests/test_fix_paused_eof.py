@@ -157,10 +157,10 @@ def test_both_parsers_reach_the_fix(parser: str) -> None:
     """Both HTTP parsers end a body through StreamReader.feed_eof: the client's and aiohttp.web's, C and Python."""
     from aiohttp import http_parser
 
-    if parser == "C" and not hasattr(http_parser, "HttpResponseParserC"):
-        pytest.skip("this aiohttp has no C parser (a pure-Python build)")
     if parser == "C" and os.environ.get("AIOHTTP_NO_EXTENSIONS"):
         pytest.skip("AIOHTTP_NO_EXTENSIONS is set: the C parser is off in this run")
+    if parser == "C" and not hasattr(http_parser, "HttpResponseParserC"):
+        pytest.skip("this aiohttp has no C parser (a pure-Python build)")
     result = _scenario_child(
         {"AIOHTTP_NO_EXTENSIONS": "1"} if parser == "pure-Python" else {}, "unread", "server-unread"
     )
