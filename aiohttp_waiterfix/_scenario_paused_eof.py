@@ -1,4 +1,4 @@
-"""The reproduction of aiohttp#10169 (``paused-eof``), written once for ``verify``, the tests and the benchmarks.
+"""The reproduction of aiohttp#10169 (``paused-eof``), written once for ``verify`` and the tests.
 
 A response body larger than twice ``read_bufsize`` that arrives in the read
 carrying its end pauses the connection, and on 3.8.0-3.11.10 nothing resumes
