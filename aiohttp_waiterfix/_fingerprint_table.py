@@ -28,4 +28,9 @@ TABLE: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = {
             "c364638b09593b87": (("3.9.0", "3.10.8"),),
         },
     },
+    "paused-eof": {
+        "StreamReader.feed_eof": {
+            "238e49c9fce3fea1": (("3.8.0", "3.11.10"),),
+        },
+    },
 }

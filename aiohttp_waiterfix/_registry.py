@@ -121,7 +121,20 @@ WAITERS = Fix(
     ),
 )
 
-FIXES: Tuple[Fix, ...] = (WAITERS,)
+PAUSED_EOF = Fix(
+    id="paused-eof",
+    title="a pooled connection stays paused after a large buffered body (the next request on it hangs)",
+    upstream=("issue 10169", "pull 10171"),
+    first_affected="3.8.0",
+    fixed_in="3.11.11",
+    module="paused_eof",
+    variants=(
+        # StreamReader.feed_eof has one shape from 3.8.0 to 3.11.10; both parsers call it through the class.
+        Variant("3.8.0", "3.11.10", (Change(WRAP, "aiohttp.streams", "StreamReader", "feed_eof", "wrap_feed_eof"),)),
+    ),
+)
+
+FIXES: Tuple[Fix, ...] = (WAITERS, PAUSED_EOF)
 """Every fix, in the order they are applied."""
 
 FIX_IDS: Tuple[str, ...] = tuple(fix.id for fix in FIXES)

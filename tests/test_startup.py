@@ -24,9 +24,11 @@ import aiohttp_waiterfix
 
 import aiohttp  # isort: skip
 
-from aiohttp_waiterfix._registry import WAITERS
+from aiohttp_waiterfix._registry import FIXES, WAITERS
 from aiohttp_waiterfix._status import assess, expected_status
 
+FIXED_FOR_ALL = max((fix.fixed_in for fix in FIXES), key=lambda v: tuple(map(int, v.split("."))))
+"""The first release with upstream's fix for every fix we carry (3.10.11 still needs paused-eof)."""
 NEEDS_FIXES = bool(expected_status(aiohttp.__version__).affected)
 needs_affected = pytest.mark.skipif(not NEEDS_FIXES, reason=f"aiohttp {aiohttp.__version__} needs none of our fixes")
 needs_waiters = pytest.mark.skipif(
@@ -149,7 +151,7 @@ def test_hook_survives_a_failed_first_import(tmp_path: Path) -> None:
     [
         ("3.10.5+vendor", None, "local build", 1),
         ("4.0.0", False, "fixed upstream", 0),
-        ("3.10.11", False, "fixed upstream", 0),
+        (FIXED_FOR_ALL, False, "fixed upstream", 0),
         ("3.10.10rc1", None, "not a final release", 1),
         ("3.7.4", None, "older than", 1),
         ("not-a-version", None, "not a valid version", 1),

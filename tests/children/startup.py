@@ -130,35 +130,79 @@ def edit_connector(change: str) -> Result:
     return {"same": first == second}
 
 
-def _same_objects(a: Dict[str, Any], b: Dict[str, Any], but: Tuple[str, ...] = ()) -> bool:
-    return a.keys() == b.keys() and all(a[k] is b[k] for k in a if k not in but)
+class _Changes:
+    """What the fixes this release needs change, read from the registry (import aiohttp first)."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        import aiohttp
+
+        from aiohttp_waiterfix import _patcher
+        from aiohttp_waiterfix._registry import FIXES, WRAP
+        from aiohttp_waiterfix._status import assess
+
+        self.changes = [
+            change
+            for fix in FIXES
+            if assess(fix, aiohttp.__version__).affected
+            for change in _patcher.variant_for(fix, aiohttp.__version__).changes  # type: ignore[union-attr]
+        ]
+        self.owners = {(c.module, c.owner): getattr(importlib.import_module(c.module), c.owner) for c in self.changes}
+        self.wrapped = [(c.module, c.owner, c.name) for c in self.changes if c.kind == WRAP]
+
+    def snapshot(self) -> Dict[Tuple[str, str], Dict[str, Any]]:
+        return {key: dict(vars(cls)) for key, cls in self.owners.items()}
+
+    def same(self, a: Dict[Tuple[str, str], Dict[str, Any]], b: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+        """The very same objects, except the wrappers (wrapt makes new ones on every apply())."""
+        return a.keys() == b.keys() and all(
+            a[k].keys() == b[k].keys() and all(a[k][n] is b[k][n] for n in a[k] if (*k, n) not in self.wrapped)
+            for k in a
+        )
+
+    def identical(self, a: Dict[Tuple[str, str], Dict[str, Any]], b: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+        return a.keys() == b.keys() and all(
+            a[k].keys() == b[k].keys() and all(a[k][n] is b[k][n] for n in a[k]) for k in a
+        )
+
+    def one_layer(
+        self, now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]
+    ) -> bool:
+        """Our wrappers wrap aiohttp's own code, not a wrapper of ours."""
+        return all(_unwrap_once(now[(m, o)][n]) is _getter(originals[(m, o)][n]) for m, o, n in self.wrapped)
+
+    def all_in_place(self, originals: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+        return all(
+            vars(self.owners[(c.module, c.owner)]).get(c.name) is not originals[(c.module, c.owner)].get(c.name)
+            for c in self.changes
+        )
 
 
-def _one_layer(now: Dict[str, Any], originals: Dict[str, Any]) -> bool:
-    """Our wrappers wrap aiohttp's own methods, not a wrapper of ours."""
-    return bool(
-        now["__init__"].__wrapped__ is originals["__init__"] and now["_close"].__wrapped__ is originals["_close"]
-    )
+def _getter(value: Any) -> Any:
+    return value.fget if isinstance(value, property) else value
+
+
+def _unwrap_once(value: Any) -> Any:
+    return _getter(value).__wrapped__
 
 
 def apply_revert() -> Result:
-    from aiohttp.connector import BaseConnector
-
     import aiohttp_waiterfix
 
-    originals = dict(vars(BaseConnector))
+    changes = _Changes()
+    originals = changes.snapshot()
     a = aiohttp_waiterfix.apply()
-    patched = dict(vars(BaseConnector))
+    patched = changes.snapshot()
     r = aiohttp_waiterfix.revert()
-    restored = dict(vars(BaseConnector))
+    restored = changes.snapshot()
     b = aiohttp_waiterfix.apply()
-    again = dict(vars(BaseConnector))
+    again = changes.snapshot()
     return {
         "flags": [a.applied, r.applied, b.applied],
-        "restored": _same_objects(restored, originals),
-        # wrapt makes new wrappers on every apply(); everything else is the same object
-        "same_patch": _same_objects(patched, again, but=("__init__", "_close", "_get")),
-        "one_layer": _one_layer(again, originals),
+        "restored": changes.identical(restored, originals),
+        "same_patch": changes.same(patched, again),
+        "one_layer": bool(changes.changes) and changes.one_layer(again, originals),
     }
 
 
@@ -166,12 +210,11 @@ def threads() -> Result:
     import random
     import threading
 
-    from aiohttp.connector import BaseConnector
-
     import aiohttp_waiterfix
 
+    changes = _Changes()
     sys.setswitchinterval(1e-6)
-    originals = dict(vars(BaseConnector))
+    originals = changes.snapshot()
     errors: List[str] = []
     start = threading.Barrier(16)
 
@@ -189,16 +232,15 @@ def threads() -> Result:
         t.start()
     for t in workers:
         t.join()
-    consistent = aiohttp_waiterfix.status().applied == ("_wait_for_available_connection" in vars(BaseConnector))
+    consistent = aiohttp_waiterfix.status().applied == changes.all_in_place(originals)
     aiohttp_waiterfix.apply()
-    now = dict(vars(BaseConnector))
-    one_layer = _one_layer(now, originals) and now["_get"] is not originals["_get"]
+    one_layer = changes.one_layer(changes.snapshot(), originals) and changes.all_in_place(originals)
     aiohttp_waiterfix.revert()
     return {
         "errors": errors,
         "consistent": consistent,
         "one_layer": one_layer,
-        "restored": _same_objects(dict(vars(BaseConnector)), originals),
+        "restored": changes.identical(changes.snapshot(), originals),
     }
 
 
@@ -223,10 +265,12 @@ def hook_race() -> Result:
 
     for t in workers:
         t.join()
-    from aiohttp.connector import BaseConnector
-
-    init: Any = vars(BaseConnector)["__init__"]
-    return {"results": results, "one_layer": not hasattr(init.__wrapped__, "__wrapped__")}
+    changes = _Changes()
+    now = changes.snapshot()
+    one_layer = bool(changes.wrapped) and all(
+        not hasattr(_unwrap_once(now[(m, o)][n]), "__wrapped__") for m, o, n in changes.wrapped
+    )
+    return {"results": results, "one_layer": one_layer}
 
 
 CASES: Dict[str, Callable[..., Result]] = {
