@@ -23,7 +23,7 @@ import aiohttp  # isort: skip
 from aiohttp.connector import BaseConnector  # isort: skip
 
 from aiohttp_waiterfix import _patcher
-from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change, owners
+from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change, Fix, owners
 from aiohttp_waiterfix._status import assess
 
 VERSION = aiohttp.__version__
@@ -206,7 +206,13 @@ def test_apply_changes_exactly_what_the_declarations_say(originals: Dict[Owner, 
 
 
 def _module_of(change: Change) -> str:
-    return next(fix.module for fix in FIXES if change in fix.changes())
+    return _fix_of(change).module
+
+
+def _fix_of(change: Change) -> Fix:
+    """The fix declaring ``change`` in any variant (``Fix.changes()`` keeps one change per attribute: two variants
+    can replace one attribute with different functions)."""
+    return next(fix for fix in FIXES if any(change in variant.changes for variant in fix.variants))
 
 
 @needs_affected
@@ -265,7 +271,7 @@ def test_each_fix_can_be_skipped_alone(originals: Dict[Owner, Dict[str, Any]], f
     assert not by_id[fix_id].applied and "skipped" in by_id[fix_id].reason
     assert all(fix.applied for fix in status.fixes if fix.affected and fix.id != fix_id)
     assert not status.applied and fix_id in status.reason
-    skipped = [c for c in changes_here() if c in next(f for f in FIXES if f.id == fix_id).changes()]
+    skipped = [c for c in changes_here() if _fix_of(c).id == fix_id]
     patched = class_dicts()
     for change in skipped:
         owner = (change.module, change.owner)
@@ -360,15 +366,17 @@ def test_a_failure_half_way_restores_that_fix(
 ) -> None:
     import wrapt
 
-    real = wrapt.wrap_function_wrapper
-    victim = next(c for c in changes_here() if c.kind == WRAP)
+    # A wrapped method if any (it comes after replaced ones), else a replaced one: some releases need only REPLACEs.
+    victim = next(c for c in sorted(changes_here(), key=lambda c: c.kind != WRAP) if c.kind != ADD)
+    installer = "wrap_function_wrapper" if victim.kind == WRAP else "apply_patch"
+    real = getattr(wrapt, installer)
 
-    def fail_on_victim(owner: Any, name: str, wrapper: Any) -> Any:
+    def fail_on_victim(owner: Any, name: str, new: Any) -> Any:
         if owner.__name__ == victim.owner and name == victim.name:
             raise RuntimeError("injected failure")
-        return real(owner, name, wrapper)
+        return real(owner, name, new)
 
-    monkeypatch.setattr(wrapt, "wrap_function_wrapper", fail_on_victim)
+    monkeypatch.setattr(wrapt, installer, fail_on_victim)
     status = aiohttp_waiterfix.apply()
     failed = next(fix for fix in status.fixes if fix.affected and not fix.applied)
     assert "injected" in failed.reason and "refused" in failed.reason

@@ -27,9 +27,9 @@ import aiohttp  # isort: skip
 from aiohttp_waiterfix._registry import FIXES, WAITERS
 from aiohttp_waiterfix._status import assess, expected_status
 
-FIXED_FOR_ALL = max((fix.fixed_in for fix in FIXES), key=lambda v: tuple(map(int, v.split("."))))
-"""The first release with upstream's fix for every fix we carry (3.10.11 still needs paused-eof)."""
 NEEDS_FIXES = bool(expected_status(aiohttp.__version__).affected)
+FIXED_FOR_ALL = max((fix.fixed_in for fix in FIXES), key=lambda v: tuple(map(int, v.split("."))))
+"""The first release with upstream's fix for every fix we carry."""
 needs_affected = pytest.mark.skipif(not NEEDS_FIXES, reason=f"aiohttp {aiohttp.__version__} needs none of our fixes")
 needs_waiters = pytest.mark.skipif(
     not assess(WAITERS, aiohttp.__version__).affected, reason=f"aiohttp {aiohttp.__version__} has upstream's waiter fix"

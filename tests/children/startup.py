@@ -267,7 +267,7 @@ def hook_race() -> Result:
         t.join()
     changes = _Changes()
     now = changes.snapshot()
-    one_layer = bool(changes.wrapped) and all(
+    one_layer = bool(changes.changes) and all(
         not hasattr(_unwrap_once(now[(m, o)][n]), "__wrapped__") for m, o, n in changes.wrapped
     )
     return {"results": results, "one_layer": one_layer}
