@@ -115,18 +115,11 @@ def run_suite(session: nox.Session, release: str, variant: str, args: List[str],
 SUBPROCESS_SUITES = ("tests/test_activation.py", "tests/test_startup.py", "tests/test_coexistence.py")
 
 
-def suite_args(release: str, *, full: bool) -> List[str]:
-    """pytest selection for our suite on ``release``."""
-    args, skip = [], []
+def suite_args(*, full: bool) -> List[str]:
+    """pytest selection for our suite: the whole of it, or without the slow and the release-independent suites."""
+    args: List[str] = []
     if not full:
-        skip.append("slow")
-        args += [f"--ignore={suite}" for suite in SUBPROCESS_SUITES if (ROOT / suite).exists()]
-    if release in plan.FIXED_IN or release == plan.NEWEST:
-        # Where upstream has a fix, ours is not applied: its `improvement` tests fail by design there
-        # (prove_failing checks that they do).
-        skip.append("improvement")
-    if skip:
-        args += ["-m", " and ".join(f"not {marker}" for marker in skip)]
+        args += ["-m", "not slow", *(f"--ignore={suite}" for suite in SUBPROCESS_SUITES if (ROOT / suite).exists())]
     return args
 
 
@@ -206,7 +199,7 @@ def tests(session: nox.Session, aiohttp: str) -> None:
     """Our test suite (tests/, without tests/conformance) on one aiohttp release."""
     install(session, aiohttp, *TEST_DEPS)
     full = aiohttp in plan.FULL_SUITE or os.environ.get("WAITERFIX_TESTS_FULL") == "1"
-    run_suite(session, aiohttp, "wheel" if full else "wheel-reduced", suite_args(aiohttp, full=full), {})
+    run_suite(session, aiohttp, "wheel" if full else "wheel-reduced", suite_args(full=full), {})
 
 
 # --- conformance: the fixing releases' own tests --------------------------------------------------------------------
@@ -380,7 +373,7 @@ def matrix(session: nox.Session, aiohttp: str, variant: str) -> None:
         install(session, aiohttp, *TEST_DEPS, "uvloop")
     else:
         install(session, aiohttp, *TEST_DEPS)
-    run_suite(session, aiohttp, variant, suite_args(aiohttp, full=True), env)
+    run_suite(session, aiohttp, variant, suite_args(full=True), env)
 
 
 @nox.session(venv_backend="none")
@@ -416,6 +409,6 @@ def randomized(session: nox.Session, aiohttp: str) -> None:
     install(session, aiohttp, *TEST_DEPS)
     applied_fixes(session, aiohttp)
     session.run(
-        "pytest", "-p", "no:cacheprovider", "-q", *suite_args(aiohttp, full=True), "tests/test_randomized.py",
+        "pytest", "-p", "no:cacheprovider", "-q", *suite_args(full=True), "tests/test_randomized.py",
         *session.posargs, env={"HYPOTHESIS_PROFILE": "many"},
     )  # fmt: skip

@@ -12,19 +12,31 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from ._scenario import ScenarioConfig
 
+DEMONSTRATED = ("waiters", "paused-eof")
+"""The fixes ``verify`` shows live: each bug unpatched, then gone patched (the others have tests only)."""
 
-def _run_scenario_subprocess(config: ScenarioConfig, patched: bool, label: str) -> Optional[Dict[str, Any]]:
-    """Run the scenario in a fresh interpreter (so 'unpatched' is really unpatched)."""
-    env = dict(os.environ, AIOHTTP_WAITERFIX="1" if patched else "0")
+
+def _child_env(fix_id: str, patched: bool) -> Dict[str, str]:
+    """A fresh interpreter with every fix on, less ``fix_id`` for the unpatched run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOHTTP_WAITERFIX")}
+    if not patched:
+        env["AIOHTTP_WAITERFIX_SKIP"] = fix_id
+    return env
+
+
+def _run_waiters(config: ScenarioConfig, patched: bool, label: str) -> Optional[Dict[str, Any]]:
+    """The aiohttp#9670 scenario in a fresh interpreter, echoing its answers per second as they come."""
     cmd = [sys.executable, "-m", "aiohttp_waiterfix._scenario", "--progress"]
     for name, value in vars(config).items():
         cmd += [f"--{name.replace('_', '-')}", str(value)]
-    print(f"  {label:<10} ok/s:", end="", flush=True)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    print(f"  {label:<18} ok/s:", end="", flush=True)
+    proc = subprocess.Popen(
+        cmd, env=_child_env("waiters", patched), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stderr is not None and proc.stdout is not None
     # The child writes one count per second on stderr: echo it live as progress.
     errors = []
@@ -41,78 +53,131 @@ def _run_scenario_subprocess(config: ScenarioConfig, patched: bool, label: str) 
     return result
 
 
-def _row(label: str, result: Optional[Dict[str, Any]]) -> str:
-    if result is None:
-        return f"  {label:<10} {'(run failed)':>10}"
-    return (
-        f"  {label:<10} {result['ok']:>10} {result['timeouts']:>9} {result['ok_late']:>15} {result['late_rate']:>10.1f}"
+def _verify_waiters(args: argparse.Namespace, needed: bool) -> Optional[bool]:
+    """Show the wedge and the fix; True: shown fixed, False: not fixed, None: not shown (a race)."""
+    config = ScenarioConfig(
+        duration=args.duration, slow_period=args.slow_period, late_after=args.late_after, workers=args.workers
     )
+    print(
+        f"  Loopback server slow ({config.slow_delay}s) for {config.slow_period}s, then alternating instant/slow; "
+        f"client limit={config.limit}, timeout={config.timeout}s, {config.workers} workers, {config.duration}s a run."
+    )
+    runs = [("without the fix", False), ("with the fix", True)] if needed else [("as is", True)]
+    results = [(label, _run_waiters(config, patched, label)) for label, patched in runs]
+    print(f"  {'':<18} {'succeeded':>9} {'timeouts':>9} {'ok after ' + str(config.late_after) + 's':>14} {'ok/s':>6}")
+    for label, result in results:
+        if result is None:
+            print(f"  {label:<18} (run failed)")
+        else:
+            print(
+                f"  {label:<18} {result['ok']:>9} {result['timeouts']:>9} {result['ok_late']:>14} "
+                f"{result['late_rate']:>6.1f}"
+            )
+    final = results[-1][1]
+    serving = final is not None and final["ok_late"] > 0
+    if not needed:
+        print(f"  {'It kept serving: upstream has the fix.' if serving else 'It did NOT keep serving.'}")
+        return serving
+    wedged = results[0][1] is not None and results[0][1]["ok_late"] == 0
+    if final is None or not final["applied"]:
+        print("  The fix did not apply here: `python -m aiohttp_waiterfix status` says why.")
+        return False
+    if serving and wedged:
+        print("  FIXED: without the fix the connector wedged after the first timeouts; with it, it kept serving.")
+        return True
+    if serving:
+        print("  The fix kept serving, but the run without it did not wedge this time (a race): run verify again.")
+        return None
+    print("  NOT FIXED: the connector stopped serving with the fix. Please report this.")
+    return False
+
+
+def _run_paused_eof(patched: bool) -> Optional[Dict[str, Any]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiohttp_waiterfix._scenario_paused_eof", "--json"],
+        env=_child_env("paused-eof", patched),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(proc.stderr.strip()[-2000:], file=sys.stderr)
+        return None
+    result: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _verify_paused_eof(args: argparse.Namespace, needed: bool) -> Optional[bool]:
+    """Show the hang and the poisoned connection, then the fix; True: shown fixed, False: not fixed."""
+    runs = [("without the fix", False), ("with the fix", True)] if needed else [("as is", True)]
+    results = []
+    for label, patched in runs:
+        result = _run_paused_eof(patched)
+        results.append(result)
+        if result is None:
+            print(f"  {label:<18} (run failed)")
+            continue
+        cases = ", ".join(f"{case['case']} {case['outcome']}" for case in result["cases"])
+        print(f"  {label:<18} {result['ok']} of {result['requests']} second requests answered ({cases})")
+    final = results[-1]
+    clean = final is not None and final["clean"]
+    if not needed:
+        return clean
+    broken = results[0] is not None and not results[0]["clean"]
+    if final is None or not final["applied"]:
+        print("  The fix did not apply here: `python -m aiohttp_waiterfix status` says why.")
+        return False
+    if clean and broken:
+        print("  FIXED: without the fix a pooled connection hung or was poisoned; with it, every request was answered.")
+        return True
+    if clean:
+        print("  With the fix every request was answered, but without it none failed this time: run verify again.")
+        return None
+    print("  NOT FIXED: a request hung or failed with the fix. Please report this.")
+    return False
+
+
+DEMOS = {"waiters": _verify_waiters, "paused-eof": _verify_paused_eof}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Show the deadlock on the unpatched connector and the fix on the patched one."""
-    from ._registry import WAITERS
+    """Show each demonstrable bug on this aiohttp without its fix, then with it (loopback only, ~15 s)."""
+    from ._registry import FIXES
     from ._status import assess
     from ._versions import installed_aiohttp_version
 
     version = installed_aiohttp_version()
-    waiters = assess(WAITERS, version)
-    reason = waiters.reason
-    config = ScenarioConfig(duration=args.duration, slow_period=args.slow_period, late_after=args.late_after)
-    print(f"aiohttp-waiterfix verify: aiohttp {version}: {reason}")
     if version is None:
-        print("aiohttp is not installed here: nothing to verify (pip install aiohttp).")
+        print("aiohttp-waiterfix verify: aiohttp is not installed here: nothing to verify (pip install aiohttp).")
         return 2
+    verdicts = {fix.id: assess(fix, version) for fix in FIXES}
+    needed = [fix_id for fix_id, status in verdicts.items() if status.affected]
     print(
-        f"Scenario (aiohttp#9670): loopback server slow ({config.slow_delay}s) for {config.slow_period}s, then "
-        f"alternating instant/slow; client limit={config.limit}, timeout={config.timeout}s, "
-        f"{config.workers} workers, {config.duration}s per run."
+        f"aiohttp-waiterfix verify: aiohttp {version} needs "
+        + (", ".join(needed) if needed else "none of our fixes")
+        + "."
     )
-    runs: List[Tuple[str, Optional[Dict[str, Any]]]] = []
-    if waiters.affected:
-        runs.append(("unpatched", _run_scenario_subprocess(config, patched=False, label="unpatched")))
-        runs.append(("patched", _run_scenario_subprocess(config, patched=True, label="patched")))
-    else:
-        runs.append(("as is", _run_scenario_subprocess(config, patched=True, label="as is")))
-
-    print(
-        f"\n  {'run':<10} {'succeeded':>10} {'timeouts':>9} {'ok after ' + str(config.late_after) + 's':>15} "
-        f"{'ok/s late':>10}"
-    )
-    for label, result in runs:
-        print(_row(label, result))
+    outcomes: List[Optional[bool]] = []
+    for number, fix in enumerate((fix for fix in FIXES if fix.id in DEMOS), 1):
+        print(f"\n{number}. {fix.id} ({fix.refs}): {fix.title}")
+        if verdicts[fix.id].affected is None:
+            print(f"  Not shown: {verdicts[fix.id].reason}.")
+            continue
+        outcomes.append(DEMOS[fix.id](args, bool(verdicts[fix.id].affected)))
+    shown_elsewhere = [fix_id for fix_id in needed if fix_id not in DEMOS]
+    if shown_elsewhere:
+        print(f"\nNot demonstrated here (the test suite proves them): {', '.join(shown_elsewhere)}.")
     print()
-
-    final = runs[-1][1]
-    serving = final is not None and final["ok_late"] > 0
-    if waiters.affected:
-        patched = final is not None and final["applied"]
-        unpatched = runs[0][1]
-        wedged = unpatched is not None and unpatched["ok_late"] == 0
-        if not patched:
-            print("VERDICT: the patch did not apply here; run `python -m aiohttp_waiterfix status` for the reason.")
-            return 1
-        if serving and wedged:
-            print(
-                "VERDICT: FIXED. Unpatched, the connector wedged after the first timeouts "
-                "(no request succeeded any more); patched, it kept serving."
-            )
-        elif serving:
-            print(
-                "VERDICT: FIXED (patched run kept serving). The unpatched run did not wedge this time: the bug is "
-                "a race, try again or with --slow-period 2 to see it."
-            )
-        else:
-            print("VERDICT: NOT FIXED: the patched connector stopped serving. Please report this.")
-        return 0 if serving else 1
-    if waiters.affected is False:
-        print(
-            f"VERDICT: the fix is upstream in this aiohttp ({version}); no patch needed. "
-            + ("It kept serving." if serving else "It did NOT keep serving: report this upstream.")
-        )
-        return 0 if serving else 1
-    print("VERDICT: this aiohttp release is not one we know; the shim leaves it untouched.")
-    return 0 if serving else 1
+    if False in outcomes:
+        print("VERDICT: NOT FIXED: see above. `python -m aiohttp_waiterfix status` says what is applied.")
+        return 1
+    if None in outcomes:
+        print("VERDICT: FIXED where shown; one bug did not show without its fix this time (a race): run it again.")
+        return 0
+    if any(verdicts[fix_id].affected for fix_id in DEMOS):
+        print("VERDICT: FIXED: each bug shows without its fix and is gone with it.")
+    else:
+        print(f"VERDICT: aiohttp {version} has these fixes upstream; nothing to patch, and it behaves.")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -148,10 +213,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     verify = sub.add_parser(
-        "verify", help="show the deadlock and the fix on the loopback (about 10 s)", description=cmd_verify.__doc__
+        "verify", help="show the bugs and the fixes on the loopback (about 15 s)", description=cmd_verify.__doc__
     )
-    verify.add_argument("--duration", type=float, default=4.0, help="seconds per run (default 4)")
-    verify.add_argument("--slow-period", type=float, default=1.0, help="seconds of slow answers first (default 1)")
+    verify.add_argument("--duration", type=float, default=4.0, help="seconds per waiters run (default 4)")
+    verify.add_argument("--slow-period", type=float, default=1.5, help="seconds of slow answers first (default 1.5)")
+    verify.add_argument("--workers", type=int, default=60, help="concurrent requests of the waiters run (default 60)")
     verify.add_argument(
         "--late-after", type=float, default=2.5, help="count answers after this many seconds as 'late' (default 2.5)"
     )

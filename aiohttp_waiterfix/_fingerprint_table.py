@@ -28,6 +28,22 @@ TABLE: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = {
             "c364638b09593b87": (("3.9.0", "3.10.8"),),
         },
     },
+    "paused-eof": {
+        "StreamReader.feed_eof": {
+            "238e49c9fce3fea1": (("3.8.0", "3.11.10"),),
+        },
+    },
+    "dns-trace": {
+        "TCPConnector._resolve_host": {
+            "cd13be597a896ed6": (("3.8.0", "3.9.3"),),
+        },
+        "TCPConnector._resolve_host_with_throttle": {
+            "156a38ff36148aff": (("3.10.2", "3.10.9"),),
+            "1826711c60fe789e": (("3.10.0", "3.10.1"),),
+            "1b18ffe635bb8bba": (("3.9.4", "3.9.5"),),
+            "64b76eb5d53a3141": (("3.10.10", "3.11.13"),),
+        },
+    },
     "sni-key": {
         "ClientRequest.connection_key": {
             "268d35e49a0b6945": (("3.9.0", "3.10.8"),),

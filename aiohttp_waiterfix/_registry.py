@@ -121,6 +121,43 @@ WAITERS = Fix(
     ),
 )
 
+PAUSED_EOF = Fix(
+    id="paused-eof",
+    title="a pooled connection stays paused after a large buffered body (the next request on it hangs)",
+    upstream=("issue 10169", "pull 10171"),
+    first_affected="3.8.0",
+    fixed_in="3.11.11",
+    module="paused_eof",
+    variants=(
+        # StreamReader.feed_eof has one shape from 3.8.0 to 3.11.10; both parsers call it through the class.
+        Variant("3.8.0", "3.11.10", (Change(WRAP, "aiohttp.streams", "StreamReader", "feed_eof", "wrap_feed_eof"),)),
+    ),
+)
+
+
+def _tcp(name: str, using: str) -> Change:
+    return _connector(REPLACE, name, using, owner="TCPConnector")
+
+
+DNS_TRACE = Fix(
+    id="dns-trace",
+    title="a raising on_dns_cache_miss trace callback hangs every later request to that host",
+    upstream=("pull 10529",),  # no issue upstream; backported to 3.11 as pull 10559
+    first_affected="3.8.0",
+    fixed_in="3.11.14",
+    module="dns_trace",
+    # The cache-miss signal is awaited before the try that shares errors with the waiters and drops
+    # the throttle entry; one replacement per shape of the DNS throttle code.
+    variants=(
+        # The throttle is inline in _resolve_host, with _throttle_dns_events.
+        Variant("3.8.0", "3.9.3", (_tcp("_resolve_host", "resolve_host_events_inline"),)),
+        # aiohttp#8163 moved it, waiters and owner, into _resolve_host_with_throttle (still events).
+        Variant("3.9.4", "3.10.9", (_tcp("_resolve_host_with_throttle", "resolve_host_with_throttle_events"),)),
+        # aiohttp#9454: waiters are futures registered by _resolve_host; only the owner's lookup is here.
+        Variant("3.10.10", "3.11.13", (_tcp("_resolve_host_with_throttle", "resolve_host_with_throttle_futures"),)),
+    ),
+)
+
 SNI_KEY = Fix(
     id="sni-key",
     title="pooled TLS connections verified for one server_hostname are reused for another (security)",
@@ -144,7 +181,7 @@ SNI_KEY = Fix(
     ),
 )
 
-FIXES: Tuple[Fix, ...] = (WAITERS, SNI_KEY)
+FIXES: Tuple[Fix, ...] = (WAITERS, PAUSED_EOF, DNS_TRACE, SNI_KEY)
 """Every fix, in the order they are applied."""
 
 FIX_IDS: Tuple[str, ...] = tuple(fix.id for fix in FIXES)

@@ -38,6 +38,7 @@ PYTHON_VERSION = "3.11"
 """The interpreter every benchmark environment uses (one version: differences are aiohttp's and ours)."""
 
 KILL_SWITCH = "AIOHTTP_WAITERFIX"
+SKIP_VAR = "AIOHTTP_WAITERFIX_SKIP"
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,21 @@ class Env:
     """True: the patch must be applied in this env (checked by every worker)."""
     disabled: bool = False
     """True: run with ``AIOHTTP_WAITERFIX=0`` (the unpatched release)."""
+    skip: str = ""
+    """Fix ids to leave out (``AIOHTTP_WAITERFIX_SKIP``): a reference that keeps one fix's code as released."""
 
     @property
     def python(self) -> str:
         return str(VENV_ROOT / self.venv / "bin" / "python")
 
     def environ(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", KILL_SWITCH)}
+        dropped = ("PYTHONPATH", "PYTHONHOME", KILL_SWITCH, SKIP_VAR)
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if self.disabled:
             env[KILL_SWITCH] = "0"
+        if self.skip:
+            env[SKIP_VAR] = self.skip
         env.update(extra or {})
         return env
 
@@ -72,12 +78,19 @@ class Env:
 UNPATCHED = Env("unpatched-3.10.10", "3.10.10 unpatched", "aiohttp-3.10.10", "3.10.10", False, disabled=True)
 PATCHED = Env("patched-3.10.10", "3.10.10 patched", "aiohttp-3.10.10", "3.10.10", True)
 PATCHED_395 = Env("patched-3.9.5", "3.9.5 patched", "aiohttp-3.9.5", "3.9.5", True)
-UPSTREAM = Env("upstream-3.10.11", "3.10.11 upstream", "aiohttp-3.10.11", "3.10.11", False)
+# 3.10.11 still needs paused-eof (fixed in 3.11.11): skipped here, so this stays upstream's own waiter code.
+UPSTREAM = Env("upstream-3.10.11", "3.10.11 upstream", "aiohttp-3.10.11", "3.10.11", False, skip="paused-eof")
 ALL_ENVS = (UNPATCHED, PATCHED, PATCHED_395, UPSTREAM)
+# The read path (bench_read_path.py): the cost of paused-eof alone, on 3.10.10 and on 3.11.10 (its only fix there).
+WAITERS_ONLY = Env(
+    "waiters-only-3.10.10", "3.10.10 waiters only", "aiohttp-3.10.10", "3.10.10", False, skip="paused-eof"
+)
+UNPATCHED_31110 = Env("unpatched-3.11.10", "3.11.10 unpatched", "aiohttp-3.11.10", "3.11.10", False, disabled=True)
+PATCHED_31110 = Env("patched-3.11.10", "3.11.10 patched", "aiohttp-3.11.10", "3.11.10", True)
 
 # The upstream env has the shim installed and switched on, as a user would
-# (the scenario module lives in it): it must leave 3.10.11 alone, which every
-# worker checks through status().applied.
+# (the scenario module lives in it): with paused-eof skipped it must leave
+# 3.10.11 alone, which every worker checks through status().applied.
 
 PLOT_VENV = "plot"
 PLOT_REQUIREMENTS = ("matplotlib",)
@@ -251,7 +264,12 @@ def worker_status() -> Dict[str, Any]:
 
     import aiohttp_waiterfix
 
-    return {"aiohttp_version": aiohttp.__version__, "applied": aiohttp_waiterfix.status().applied}
+    status = aiohttp_waiterfix.status()
+    return {
+        "aiohttp_version": aiohttp.__version__,
+        "applied": status.applied,
+        "applied_fixes": [fix.id for fix in status.fixes if fix.applied],
+    }
 
 
 def emit(data: Dict[str, Any]) -> None:

@@ -4,7 +4,7 @@
     python benchmarks/run_all.py --only overhead      # one (or a comma-separated list)
     python benchmarks/run_all.py --quick              # fewer rounds: a smoke test, not for the README
 
-Benchmarks: overhead, contended, scaling, startup, recovery, watchdog, sni_key (see README.md).
+Benchmarks: overhead, contended, scaling, startup, recovery, watchdog, read_path, sni_key (see README.md).
 Environments are uv venvs under benchmarks/.venvs (or $WAITERFIX_BENCH_VENVS),
 reused while their requirements do not change; aiohttp-waiterfix is reinstalled
 from this checkout on every run.  Results go to benchmarks/results/latest.json
@@ -34,6 +34,7 @@ QUICK: Dict[str, Dict[str, Any]] = {
     "startup": {"runs": 15, "aiohttp_runs": 6},
     "recovery": {"rounds": 1, "duration": 6},
     "watchdog": {"rounds": 1, "total": 5_000, "repeats": 1, "callgrind": False},
+    "read_path": {"rounds": 1, "repeats": 3, "callgrind": False},
     "sni_key": {"rounds": 2, "cycles": 10_000, "repeats": 3, "callgrind": False},
 }
 BENCHMARKS = tuple(QUICK)
@@ -62,7 +63,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print results/latest.json as Markdown tables (runs nothing)"
     )
-    parser.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts (overhead, contended)")
+    parser.add_argument(
+        "--no-callgrind", action="store_true", help="skip the instruction counts (overhead, contended, read_path)"
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown_report())
@@ -77,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     failed = False
     for name in names:
         kwargs = dict(QUICK[name]) if args.quick else {}
-        if name in ("overhead", "contended", "watchdog", "sni_key") and args.no_callgrind:
+        if name in ("overhead", "contended", "watchdog", "read_path", "sni_key") and args.no_callgrind:
             kwargs["callgrind"] = False
         print(f"\n=== {name} " + "=" * (70 - len(name)), flush=True)
         t0 = time.monotonic()

@@ -53,8 +53,20 @@ def pytest_configure(config):  # type: ignore[no-untyped-def]
 
 
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
-    from aiohttp_waiterfix._registry import FIX_IDS
+    """Check the proof markers; apply ``--fix-id``; skip improvements where upstream's own fix is in.
 
+    An ``improvement(id)`` test can only pass where our fix ``id`` runs: on a
+    release that has upstream's fix instead it fails by design, so it is
+    skipped there, except under ``--fix-id`` (``prove_failing`` checks that
+    it does fail there).
+    """
+    import aiohttp
+    import pytest
+
+    from aiohttp_waiterfix._registry import FIX_IDS, FIXES
+    from aiohttp_waiterfix._status import assess
+
+    upstream_has = {fix.id for fix in FIXES if assess(fix, aiohttp.__version__).affected is False}
     wanted = config.getoption("--fix-id")
     kept, dropped = [], []
     for item in items:
@@ -65,6 +77,10 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
                 f"{item.nodeid}: fix/improvement marker needs a known fix id, got {sorted(unknown, key=str)}"
             )
         (dropped if wanted is not None and ids and wanted not in ids else kept).append(item)
+        improves = {mark.args[0] for mark in item.iter_markers("improvement") if mark.args}
+        if wanted is None and improves & upstream_has:
+            reason = f"aiohttp {aiohttp.__version__} has upstream's fix for {', '.join(sorted(improves))}, not ours"
+            item.add_marker(pytest.mark.skip(reason=reason))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

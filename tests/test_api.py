@@ -23,7 +23,7 @@ import aiohttp  # isort: skip
 from aiohttp.connector import BaseConnector  # isort: skip
 
 from aiohttp_waiterfix import _patcher
-from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change, owners
+from aiohttp_waiterfix._registry import ADD, FIXES, WAITERS, WRAP, Change, Fix, owners
 from aiohttp_waiterfix._status import assess
 
 VERSION = aiohttp.__version__
@@ -206,8 +206,13 @@ def test_apply_changes_exactly_what_the_declarations_say(originals: Dict[Owner, 
 
 
 def _module_of(change: Change) -> str:
-    # By variant: Fix.changes() keeps one change per attribute, and variants may install different objects there.
-    return next(fix.module for fix in FIXES if any(change in variant.changes for variant in fix.variants))
+    return _fix_of(change).module
+
+
+def _fix_of(change: Change) -> Fix:
+    """The fix declaring ``change`` in any variant (``Fix.changes()`` keeps one change per attribute: two variants
+    can replace one attribute with different functions)."""
+    return next(fix for fix in FIXES if any(change in variant.changes for variant in fix.variants))
 
 
 @needs_affected
@@ -266,8 +271,7 @@ def test_each_fix_can_be_skipped_alone(originals: Dict[Owner, Dict[str, Any]], f
     assert not by_id[fix_id].applied and "skipped" in by_id[fix_id].reason
     assert all(fix.applied for fix in status.fixes if fix.affected and fix.id != fix_id)
     assert not status.applied and fix_id in status.reason
-    skipped = [c for c in changes_here() if _module_of(c) == next(f.module for f in FIXES if f.id == fix_id)]
-    assert skipped
+    skipped = [c for c in changes_here() if _fix_of(c).id == fix_id]
     patched = class_dicts()
     for change in skipped:
         owner = (change.module, change.owner)
@@ -362,21 +366,17 @@ def test_a_failure_half_way_restores_that_fix(
 ) -> None:
     import wrapt
 
-    changes = changes_here()
-    victim = next((c for c in changes if c.kind == WRAP), None) or next(c for c in changes if c.kind != ADD)
+    # A wrapped method if any (it comes after replaced ones), else a replaced one: some releases need only REPLACEs.
+    victim = next(c for c in sorted(changes_here(), key=lambda c: c.kind != WRAP) if c.kind != ADD)
+    installer = "wrap_function_wrapper" if victim.kind == WRAP else "apply_patch"
+    real = getattr(wrapt, installer)
 
-    def fail_on_victim(real: Any) -> Any:
-        def install(owner: Any, name: str, *args: Any) -> Any:
-            if owner.__name__ == victim.owner and name == victim.name:
-                raise RuntimeError("injected failure")
-            return real(owner, name, *args)
+    def fail_on_victim(owner: Any, name: str, new: Any) -> Any:
+        if owner.__name__ == victim.owner and name == victim.name:
+            raise RuntimeError("injected failure")
+        return real(owner, name, new)
 
-        return install
-
-    # A method is wrapped by wrap_function_wrapper; a replacement (the only change on 3.10.11-3.14.0, sni-key's)
-    # and a wrapped property's new property are set by apply_patch.
-    for installer in ("wrap_function_wrapper", "apply_patch"):
-        monkeypatch.setattr(wrapt, installer, fail_on_victim(getattr(wrapt, installer)))
+    monkeypatch.setattr(wrapt, installer, fail_on_victim)
     status = aiohttp_waiterfix.apply()
     failed = next(fix for fix in status.fixes if fix.affected and not fix.applied)
     assert "injected" in failed.reason and "refused" in failed.reason

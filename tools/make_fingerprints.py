@@ -5,7 +5,9 @@ Usage: python tools/make_fingerprints.py [--check] [--cache DIR] [--python EXE .
 Downloads the sdist of every release a fix is declared for (once, into the
 cache, checked against the index's sha256), finds each fingerprinted
 attribute of ``_registry.FIXES`` in it, and fingerprints its source with every
-Python given (default: every CPython 3.8+ that ``tools/pythons.py`` finds).
+Python given (default: every CPython 3.8+ that ``tools/pythons.py`` finds;
+each runs this script as ``--child``, which needs nothing but the standard
+library and ``aiohttp_waiterfix/_fingerprint.py``).
 All of them must agree, or nothing is written: that is the proof that the
 fingerprint does not depend on the Python version.  ``--check`` compares with
 the committed table instead of writing it.  Nothing here imports aiohttp.
@@ -14,6 +16,7 @@ the committed table instead of writing it.  Nothing here imports aiohttp.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import subprocess
@@ -30,26 +33,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 from pythons import find_pythons  # noqa: E402
 
 from aiohttp_waiterfix._registry import FIXES  # noqa: E402 (needs the sys.path entry above)
-from aiohttp_waiterfix._versions import RELEASE_INDEX, release_range  # noqa: E402
 
 TABLE_FILE = ROOT / "aiohttp_waiterfix" / "_fingerprint_table.py"
 INDEX = "https://pypi.org/simple/aiohttp/"
-
-# Runs inside each interpreter: argv[2] is [[fix, target, release, file, owner, name], ...];
-# prints the fingerprint of each, in order.
-_CHILD = r"""
-import ast, json, sys
-sys.path.insert(0, sys.argv[1])
-from aiohttp_waiterfix._fingerprint import source_fingerprint
-out = []
-for fix, target, release, path, owner, name in json.loads(sys.argv[2]):
-    text = open(path, encoding="utf-8").read()
-    cls = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == owner)
-    func = [n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name][-1]
-    first = func.decorator_list[0].lineno if func.decorator_list else func.lineno
-    out.append(source_fingerprint(text.splitlines(keepends=True), first))
-print(json.dumps(out))
-"""
 
 
 def sdist_url(release: str) -> Tuple[str, str]:
@@ -91,6 +77,8 @@ def source_file(cache: Path, release: str, module: str) -> Path:
 
 def jobs(cache: Path) -> List[List[str]]:
     """One [fix, target, release, file, owner, name] per fingerprinted attribute and release."""
+    from aiohttp_waiterfix._versions import release_range
+
     out = []
     for fix in FIXES:
         for variant in fix.variants:
@@ -103,11 +91,28 @@ def jobs(cache: Path) -> List[List[str]]:
 
 
 def fingerprint_with(python: str, work: List[List[str]]) -> List[str]:
-    result = subprocess.run([python, "-c", _CHILD, str(ROOT), json.dumps(work)], capture_output=True, text=True)
+    """Run this script with ``python`` as ``--child``: the fingerprints of ``work`` computed by that Python."""
+    result = subprocess.run(
+        [python, __file__, "--child"], input=json.dumps(work), capture_output=True, text=True, cwd=str(ROOT)
+    )
     if result.returncode:
         raise SystemExit(f"{python} failed:\n{result.stderr}")
     prints: List[str] = json.loads(result.stdout)
     return prints
+
+
+def child() -> None:
+    """In each interpreter: read [[fix, target, release, file, owner, name], ...], print their fingerprints."""
+    from aiohttp_waiterfix._fingerprint import source_fingerprint
+
+    out = []
+    for _fix, _target, _release, path, owner, name in json.load(sys.stdin):
+        text = Path(path).read_text(encoding="utf-8")
+        cls = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == owner)
+        func = [n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name][-1]
+        first = func.decorator_list[0].lineno if func.decorator_list else func.lineno
+        out.append(source_fingerprint(text.splitlines(keepends=True), first))
+    print(json.dumps(out))
 
 
 Table = Dict[str, Dict[str, Dict[str, List[Tuple[str, str]]]]]
@@ -128,6 +133,8 @@ def build_table(work: List[List[str]], prints: List[str]) -> Table:
 
 def to_ranges(releases: List[str]) -> List[Tuple[str, str]]:
     """Collapse releases into runs of consecutive known releases."""
+    from aiohttp_waiterfix._versions import RELEASE_INDEX
+
     ranges: List[List[str]] = []
     for release in sorted(releases, key=RELEASE_INDEX.__getitem__):
         if ranges and RELEASE_INDEX[ranges[-1][1]] + 1 == RELEASE_INDEX[release]:
@@ -162,6 +169,9 @@ def render(table: Table) -> str:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--child"]:
+        child()
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare with the committed table; write nothing")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "aiohttp-waiterfix-sources")

@@ -35,9 +35,6 @@ def load(name: str, path: Path) -> ModuleType:
 
 _registry = load("_waiterfix_registry", PACKAGE / "_registry.py")
 _versions = load("_waiterfix_versions", PACKAGE / "_versions.py")
-_table: Dict[str, Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]]] = load(
-    "_waiterfix_fingerprint_table", PACKAGE / "_fingerprint_table.py"
-).TABLE
 
 FIXES: Tuple[Any, ...] = _registry.FIXES
 RELEASES: Tuple[str, ...] = _versions.RELEASES
@@ -58,24 +55,9 @@ def fixes_for(release: str) -> List[str]:
     return [fix.id for fix in FIXES if any(INDEX[v.first] <= INDEX[release] <= INDEX[v.last] for v in fix.variants)]
 
 
-def code_variants(fix: Any) -> List[Tuple[str, str]]:
-    """(first, last) of each run of releases whose replaced code is the same (by recorded fingerprints)."""
-    signature: Dict[str, Tuple[str, ...]] = {}
-    for variant in fix.variants:
-        for release in _versions.release_range(variant.first, variant.last):
-            prints = []
-            for target, hashes in sorted(_table.get(fix.id, {}).items()):
-                for fingerprint, ranges in hashes.items():
-                    if any(INDEX[a] <= INDEX[release] <= INDEX[b] for a, b in ranges):
-                        prints.append(f"{target}={fingerprint}")
-            signature[release] = tuple(prints)
-    runs: List[List[str]] = []
-    for release in sorted(signature, key=INDEX.__getitem__):
-        if runs and signature[runs[-1][1]] == signature[release] and INDEX[runs[-1][1]] + 1 == INDEX[release]:
-            runs[-1][1] = release
-        else:
-            runs.append([release, release])
-    return [(a, b) for a, b in runs]
+def variant_ends(fix: Any) -> List[str]:
+    """The first and last release of each code variant the fix declares (each needs its own replacement code)."""
+    return sorted({end for variant in fix.variants for end in (variant.first, variant.last)}, key=INDEX.__getitem__)
 
 
 NEEDING = tuple(release for release in RELEASES if fixes_for(release))
@@ -86,16 +68,17 @@ SUITE_RELEASES = tuple(sorted({*NEEDING, *FIXED_IN, NEWEST}, key=INDEX.__getitem
 
 REPRESENTATIVE = tuple(
     sorted(
-        {end for fix in FIXES for variant in code_variants(fix) for end in variant} | set(FIXED_IN) | {NEWEST},
+        {end for fix in FIXES for end in variant_ends(fix)} | set(FIXED_IN) | {NEWEST},
         key=INDEX.__getitem__,
     )
 )
 """The default CI run's releases: both ends of every code variant of every fix, each fixing release, the newest."""
 FULL_SUITE = frozenset(
-    {end for fix in FIXES for end in (fix.first_affected, fix.last_affected, fix.fixed_in)} | {NEWEST}
+    {RELEASES[0], max((r for r in RELEASES if len(fixes_for(r)) == len(FIXES)), key=INDEX.__getitem__), NEWEST}
 )
-"""Releases whose default-run session runs the whole suite; the other representative ones skip the slow
-and the release-independent start-up suites (about 10 s instead of 60 s a run)."""
+"""Releases whose default-run session runs the whole suite: the oldest, the newest that needs every fix, the newest.
+The other representative ones skip the slow and the release-independent start-up suites (about 20 s instead of
+90 s a run); `nox -s matrix` runs the whole suite everywhere."""
 
 # --- which Python each release runs on ------------------------------------------------------------------------------
 
@@ -171,9 +154,9 @@ for _fix in FIXES:
 
 CONFORMANCE_DIR = ROOT / "tests" / "conformance"
 CONFORMANCE_DEFAULT: Dict[str, Tuple[str, ...]] = {
-    # Both ends of each code variant, plus where the most exclusions change (3.10.0 happy eyeballs,
-    # 3.10.5/3.10.6 SSL contexts and DNS resolution tasks).
-    "waiters": ("3.8.0", "3.8.6", "3.9.0", "3.9.5", "3.10.0", "3.10.5", "3.10.6", "3.10.10"),
+    # Both ends of the one code variant, plus where the most exclusions change (3.9.0 the 3.9 line,
+    # 3.10.0 happy eyeballs, 3.10.6 SSL contexts and DNS resolution tasks); conformance_all runs all 24.
+    "waiters": ("3.8.0", "3.9.0", "3.10.0", "3.10.6", "3.10.10"),
 }
 
 
@@ -189,8 +172,7 @@ def conformance_source(fix: Any) -> ModuleType:
 def conformance_releases(fix: Any, everything: bool = False) -> Tuple[str, ...]:
     if everything:
         return tuple(r for v in fix.variants for r in _versions.release_range(v.first, v.last))
-    default = CONFORMANCE_DEFAULT.get(fix.id)
-    return default or tuple(sorted({end for v in code_variants(fix) for end in v}, key=INDEX.__getitem__))
+    return CONFORMANCE_DEFAULT.get(fix.id) or tuple(variant_ends(fix))
 
 
 # --- run records (the compatibility table is made of them) ----------------------------------------------------------

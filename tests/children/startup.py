@@ -130,90 +130,79 @@ def edit_connector(change: str) -> Result:
     return {"same": first == second}
 
 
-def _classes() -> Dict[Tuple[str, str], Dict[str, Any]]:
-    """``vars()`` of every class a fix changes (read from the registry), as it is now."""
-    import importlib
+class _Changes:
+    """What the fixes this release needs change, read from the registry (import aiohttp first)."""
 
-    from aiohttp_waiterfix._registry import owners
+    def __init__(self) -> None:
+        import importlib
 
-    return {(m, o): dict(vars(getattr(importlib.import_module(m), o))) for m, o in owners()}
+        import aiohttp
 
+        from aiohttp_waiterfix import _patcher
+        from aiohttp_waiterfix._registry import FIXES, WRAP
+        from aiohttp_waiterfix._status import assess
 
-def _changes() -> List[Any]:
-    """The changes of every fix this release needs (their variant for it), read from the registry.
+        self.changes = [
+            change
+            for fix in FIXES
+            if assess(fix, aiohttp.__version__).affected
+            for change in _patcher.variant_for(fix, aiohttp.__version__).changes  # type: ignore[union-attr]
+        ]
+        self.owners = {(c.module, c.owner): getattr(importlib.import_module(c.module), c.owner) for c in self.changes}
+        self.wrapped = [(c.module, c.owner, c.name) for c in self.changes if c.kind == WRAP]
 
-    Each change carries ``ours``: what the fix's module installs (the wrapper, for WRAP).
-    """
-    import importlib
+    def snapshot(self) -> Dict[Tuple[str, str], Dict[str, Any]]:
+        return {key: dict(vars(cls)) for key, cls in self.owners.items()}
 
-    import aiohttp
+    def same(self, a: Dict[Tuple[str, str], Dict[str, Any]], b: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+        """The very same objects, except the wrappers (wrapt makes new ones on every apply())."""
+        return a.keys() == b.keys() and all(
+            a[k].keys() == b[k].keys() and all(a[k][n] is b[k][n] for n in a[k] if (*k, n) not in self.wrapped)
+            for k in a
+        )
 
-    from aiohttp_waiterfix import _patcher
-    from aiohttp_waiterfix._registry import FIXES
-    from aiohttp_waiterfix._status import assess
+    def identical(self, a: Dict[Tuple[str, str], Dict[str, Any]], b: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+        return a.keys() == b.keys() and all(
+            a[k].keys() == b[k].keys() and all(a[k][n] is b[k][n] for n in a[k]) for k in a
+        )
 
-    out: List[Any] = []
-    for fix in FIXES:
-        if assess(fix, aiohttp.__version__).affected:
-            variant = _patcher.variant_for(fix, aiohttp.__version__)
-            for change in variant.changes if variant else ():
-                code = importlib.import_module(f"aiohttp_waiterfix.fixes.{fix.module}")
-                out.append((change, getattr(code, change.using, None)))
-    return out
+    def one_layer(
+        self, now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]
+    ) -> bool:
+        """Our wrappers wrap aiohttp's own code, not a wrapper of ours."""
+        return all(_unwrap_once(now[(m, o)][n]) is _getter(originals[(m, o)][n]) for m, o, n in self.wrapped)
 
-
-def _same_objects(a: Dict[Tuple[str, str], Dict[str, Any]], b: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
-    return a.keys() == b.keys() and all(
-        a[owner].keys() == b[owner].keys() and all(a[owner][k] is b[owner][k] for k in a[owner]) for owner in a
-    )
+    def all_in_place(self, originals: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
+        return all(
+            vars(self.owners[(c.module, c.owner)]).get(c.name) is not originals[(c.module, c.owner)].get(c.name)
+            for c in self.changes
+        )
 
 
 def _getter(value: Any) -> Any:
-    """What a WRAP change wraps: a method, or a property's getter."""
     return value.fget if isinstance(value, property) else value
 
 
-def _one_layer(now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
-    """Each of our wrappers wraps aiohttp's own code, not a wrapper of ours; each replacement is our own object."""
-
-    def one(change: Any, ours: Any) -> bool:
-        installed, original = now[(change.module, change.owner)][change.name], originals[(change.module, change.owner)]
-        if change.kind == "wrap":
-            return getattr(_getter(installed), "__wrapped__", None) is _getter(original[change.name])
-        return bool(installed is ours)
-
-    changes = _changes()
-    return bool(changes) and all(one(change, ours) for change, ours in changes)
-
-
-def _in_place(now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]) -> str:
-    """``all``, ``none`` or ``some`` of the needed changes are in place."""
-    changed = [
-        now[(c.module, c.owner)].get(c.name) is not originals[(c.module, c.owner)].get(c.name) for c, _ in _changes()
-    ]
-    return "all" if all(changed) else "none" if not any(changed) else "some"
+def _unwrap_once(value: Any) -> Any:
+    return _getter(value).__wrapped__
 
 
 def apply_revert() -> Result:
     import aiohttp_waiterfix
 
-    originals = _classes()
+    changes = _Changes()
+    originals = changes.snapshot()
     a = aiohttp_waiterfix.apply()
-    patched = _classes()
+    patched = changes.snapshot()
     r = aiohttp_waiterfix.revert()
-    restored = _classes()
+    restored = changes.snapshot()
     b = aiohttp_waiterfix.apply()
-    again = _classes()
-    wrapped = {(c.module, c.owner, c.name) for c, _ in _changes() if c.kind == "wrap"}
+    again = changes.snapshot()
     return {
         "flags": [a.applied, r.applied, b.applied],
-        "restored": _same_objects(restored, originals),
-        # wrapt makes new wrappers on every apply(); everything else is the same object
-        "same_patch": _same_objects(
-            {o: {k: v for k, v in d.items() if (*o, k) not in wrapped} for o, d in patched.items()},
-            {o: {k: v for k, v in d.items() if (*o, k) not in wrapped} for o, d in again.items()},
-        ),
-        "one_layer": _one_layer(again, originals),
+        "restored": changes.identical(restored, originals),
+        "same_patch": changes.same(patched, again),
+        "one_layer": bool(changes.changes) and changes.one_layer(again, originals),
     }
 
 
@@ -223,8 +212,9 @@ def threads() -> Result:
 
     import aiohttp_waiterfix
 
+    changes = _Changes()
     sys.setswitchinterval(1e-6)
-    originals = _classes()
+    originals = changes.snapshot()
     errors: List[str] = []
     start = threading.Barrier(16)
 
@@ -242,16 +232,15 @@ def threads() -> Result:
         t.start()
     for t in workers:
         t.join()
-    consistent = _in_place(_classes(), originals) == ("all" if aiohttp_waiterfix.status().applied else "none")
+    consistent = aiohttp_waiterfix.status().applied == changes.all_in_place(originals)
     aiohttp_waiterfix.apply()
-    now = _classes()
-    one_layer = _one_layer(now, originals) and _in_place(now, originals) == "all"
+    one_layer = changes.one_layer(changes.snapshot(), originals) and changes.all_in_place(originals)
     aiohttp_waiterfix.revert()
     return {
         "errors": errors,
         "consistent": consistent,
         "one_layer": one_layer,
-        "restored": _same_objects(_classes(), originals),
+        "restored": changes.identical(changes.snapshot(), originals),
     }
 
 
@@ -276,9 +265,12 @@ def hook_race() -> Result:
 
     for t in workers:
         t.join()
-    now = _classes()
-    wraps = [_getter(now[(c.module, c.owner)][c.name]) for c, _ in _changes() if c.kind == "wrap"]
-    return {"results": results, "one_layer": all(not hasattr(w.__wrapped__, "__wrapped__") for w in wraps)}
+    changes = _Changes()
+    now = changes.snapshot()
+    one_layer = bool(changes.changes) and all(
+        not hasattr(_unwrap_once(now[(m, o)][n]), "__wrapped__") for m, o, n in changes.wrapped
+    )
+    return {"results": results, "one_layer": one_layer}
 
 
 CASES: Dict[str, Callable[..., Result]] = {
