@@ -21,16 +21,17 @@ The original getter is taken at import, which ``_patcher`` does only after
 checking its fingerprint; the import checks it again, so a getter that is not
 aiohttp's own code for this release is never called by ours.
 
-Deliberate differences from 3.14.1, none of which lets a connection verified
-for one name serve another:
+Deliberate choices, none of which lets a connection verified for one name
+serve another:
 
-* the key is split whenever an override is set, even one equal to the host
-  (3.9.x verifies the *resolver's* host name without an override, which a
-  custom resolver may set to anything);
-* plain-HTTP requests keep the release's key: the override is only ever used
-  for TLS (3.14.1 splits those too, to no effect on what is verified);
-* ``ConnectionKey`` itself is untouched, so code that builds one with seven
-  fields keeps working; only the re-keyed requests carry eight.
+* the key is split whenever an override is set, even one equal to the host,
+  as in 3.14.1 (3.9.x verifies the *resolver's* host name without an
+  override, which a custom resolver may set to anything);
+* unlike 3.14.1, plain-HTTP requests keep the release's key: the override is
+  only ever used for TLS (3.14.1 splits those too, to no effect on what is
+  verified);
+* unlike 3.14.1, ``ConnectionKey`` itself is untouched, so code that builds
+  one with seven fields keeps working; only the re-keyed requests carry eight.
 
 This module is imported only once ``aiohttp.connector`` has been imported; it
 refuses (raises at import, so the fix is refused with the reason) when the
