@@ -208,12 +208,7 @@ def _install(fix: Fix, variant: Variant, owners: List[type], code: Any) -> None:
         for change, owner in zip(variant.changes, owners):
             original = vars(owner).get(change.name, _ABSENT)
             new = getattr(code, change.using)
-            if change.kind == WRAP and isinstance(original, property):
-                # A property's getter is what runs: wrap it, and keep the property a property.
-                assert original.fget is not None  # _check() refused a property without one
-                getter = wrapt.FunctionWrapper(original.fget, new)
-                wrapt.apply_patch(owner, change.name, property(getter, original.fset, original.fdel, original.__doc__))
-            elif change.kind == WRAP:
+            if change.kind == WRAP:
                 wrapt.wrap_function_wrapper(owner, change.name, new)
             else:
                 wrapt.apply_patch(owner, change.name, new)

@@ -14,7 +14,7 @@ from typing import Dict, NamedTuple, Tuple
 REPLACE = "replace"
 """Set the attribute to the fix's object (the original must be the code we know)."""
 WRAP = "wrap"
-"""Wrap the attribute with a ``wrapt`` function wrapper (the original keeps running inside; a property's getter)."""
+"""Wrap the attribute with a ``wrapt`` function wrapper (the original keeps running inside)."""
 ADD = "add"
 """Add an attribute the release does not have (refused if it has one)."""
 

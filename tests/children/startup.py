@@ -170,21 +170,13 @@ class _Changes:
         self, now: Dict[Tuple[str, str], Dict[str, Any]], originals: Dict[Tuple[str, str], Dict[str, Any]]
     ) -> bool:
         """Our wrappers wrap aiohttp's own code, not a wrapper of ours."""
-        return all(_unwrap_once(now[(m, o)][n]) is _getter(originals[(m, o)][n]) for m, o, n in self.wrapped)
+        return all(now[(m, o)][n].__wrapped__ is originals[(m, o)][n] for m, o, n in self.wrapped)
 
     def all_in_place(self, originals: Dict[Tuple[str, str], Dict[str, Any]]) -> bool:
         return all(
             vars(self.owners[(c.module, c.owner)]).get(c.name) is not originals[(c.module, c.owner)].get(c.name)
             for c in self.changes
         )
-
-
-def _getter(value: Any) -> Any:
-    return value.fget if isinstance(value, property) else value
-
-
-def _unwrap_once(value: Any) -> Any:
-    return _getter(value).__wrapped__
 
 
 def apply_revert() -> Result:
@@ -268,7 +260,7 @@ def hook_race() -> Result:
     changes = _Changes()
     now = changes.snapshot()
     one_layer = bool(changes.changes) and all(
-        not hasattr(_unwrap_once(now[(m, o)][n]), "__wrapped__") for m, o, n in changes.wrapped
+        not hasattr(now[(m, o)][n].__wrapped__, "__wrapped__") for m, o, n in changes.wrapped
     )
     return {"results": results, "one_layer": one_layer}
 
