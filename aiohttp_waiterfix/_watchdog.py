@@ -470,22 +470,11 @@ def _check_waiters(conn: Any, state: _State, now: float, mode: str, threshold: f
                 stuck[key] = (state.stuck.get(key, now), count, free)
     previous = state.stuck
     state.stuck = {key: since for key, (since, _, _) in stuck.items()}
-    if stuck:
-        state.last_held[LOST_WAKEUP] = now
-    opened = LOST_WAKEUP in state.opened
-    if not opened:
-        if not stuck:
-            return
-        longest = min(since for since, _, _ in stuck.values())
-        if now - longest < threshold:
-            return
-        state.opened[LOST_WAKEUP] = now
-        state.woken = 0
-    elif not stuck:
-        if now - state.last_held.get(LOST_WAKEUP, now) >= threshold:
-            _close_episode(conn, state, LOST_WAKEUP, now)
+    opened = _episode(conn, state, LOST_WAKEUP, [since for since, _, _ in stuck.values()], now, threshold)
+    if opened is None:
         return
     if not opened:
+        state.woken = 0
         with _lock:
             _counts["lost"] += 1
     # Heal only keys seen stuck at the previous check too (not a passing moment), and one
@@ -572,19 +561,8 @@ def _check_pool(conn: Any, state: _State, now: float, mode: str, threshold: floa
                     paused[id(proto)] = (state.paused.get(id(proto), now), key, entries, entry)
     previous = state.paused
     state.paused = {ident: item[0] for ident, item in paused.items()}
-    if paused:
-        state.last_held[PAUSED_IDLE] = now
-    opened = PAUSED_IDLE in state.opened
-    if not opened:
-        if not paused:
-            return
-        longest = min(item[0] for item in paused.values())
-        if now - longest < threshold:
-            return
-        state.opened[PAUSED_IDLE] = now
-    elif not paused:
-        if now - state.last_held.get(PAUSED_IDLE, now) >= threshold:
-            _close_episode(conn, state, PAUSED_IDLE, now)
+    opened = _episode(conn, state, PAUSED_IDLE, [item[0] for item in paused.values()], now, threshold)
+    if opened is None:
         return
     closed = 0
     if mode == "heal":
@@ -607,6 +585,29 @@ def _check_pool(conn: Any, state: _State, now: float, mode: str, threshold: floa
         with _lock:
             _counts["paused"] += 1
         _report_paused(conn, paused, now, mode, closed)
+
+
+def _episode(
+    conn: Any, state: _State, kind: str, held_since: List[float], now: float, threshold: float
+) -> Optional[bool]:
+    """Move ``kind``'s episode on: None, nothing to do now; False, one starts now; True, one goes on.
+
+    ``held_since`` says since when each instance of the signature has held.  An
+    episode starts once one has held for ``threshold``, and ends (logged by
+    ``_close_episode``) once none has been seen for ``threshold``.
+    """
+    if held_since:
+        state.last_held[kind] = now
+    if kind not in state.opened:
+        if not held_since or now - min(held_since) < threshold:
+            return None
+        state.opened[kind] = now
+        return False
+    if not held_since:
+        if now - state.last_held.get(kind, now) >= threshold:
+            _close_episode(conn, state, kind, now)
+        return None
+    return True
 
 
 # --------------------------------------------------------------------------- messages

@@ -69,14 +69,7 @@ async def resolve_host_events_inline(
         return [{"hostname": host, "host": host, "port": port, "family": self._family, "proto": 0, "flags": 0}]
 
     if not self._use_dns_cache:
-        if traces:
-            for trace in traces:
-                await trace.send_dns_resolvehost_start(host)
-        addrs = await self._resolver.resolve(host, port, family=self._family)
-        if traces:
-            for trace in traces:
-                await trace.send_dns_resolvehost_end(host)
-        return addrs
+        return await _lookup(self, host, port, traces)
 
     key = (host, port)
     if key in self._cached_hosts and not self._cached_hosts.expired(key):
@@ -110,17 +103,8 @@ async def resolve_host_with_throttle_events(
     else:
         event = events[key] = _connector.EventResultOrError(self._loop)  # before any await (aiohttp#4014)
         try:
-            if traces:
-                # The fix: a raising cache-miss callback ends up in the except and finally below.
-                for trace in traces:
-                    await trace.send_dns_cache_miss(host)
-                for trace in traces:
-                    await trace.send_dns_resolvehost_start(host)
-            addrs = await self._resolver.resolve(host, port, family=self._family)
-            if traces:
-                for trace in traces:
-                    await trace.send_dns_resolvehost_end(host)
-            self._cached_hosts.add(key, addrs)
+            await _cache_miss(host, traces)  # the fix: inside the try
+            self._cached_hosts.add(key, await _lookup(self, host, port, traces))
             event.set()
         except BaseException as exc:
             event.set(exc=exc)  # the waiters raise the very same exception
@@ -143,17 +127,8 @@ async def resolve_host_with_throttle_futures(
 ) -> List[ResolveResult]:
     """``TCPConnector._resolve_host_with_throttle`` of 3.10.10-3.11.13: the owner's lookup, in a shielded task."""
     try:
-        if traces:
-            # The fix: a raising cache-miss callback ends up in the except and finally below.
-            for trace in traces:
-                await trace.send_dns_cache_miss(host)
-            for trace in traces:
-                await trace.send_dns_resolvehost_start(host)
-        addrs = await self._resolver.resolve(host, port, family=self._family)
-        if traces:
-            for trace in traces:
-                await trace.send_dns_resolvehost_end(host)
-        self._cached_hosts.add(key, addrs)
+        await _cache_miss(host, traces)  # the fix: inside the try
+        self._cached_hosts.add(key, await _lookup(self, host, port, traces))
         for future in futures:
             _connector.set_result(future, None)
     except BaseException as exc:
@@ -163,3 +138,25 @@ async def resolve_host_with_throttle_futures(
     finally:
         self._throttle_dns_futures.pop(key)
     return self._cached_hosts.next_addrs(key)
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+async def _cache_miss(host: str, traces: Optional[Sequence[Trace]]) -> None:
+    """The ``on_dns_cache_miss`` signal; the fix is only where it is awaited (inside the owner's ``try``)."""
+    if traces:
+        for trace in traces:
+            await trace.send_dns_cache_miss(host)
+
+
+async def _lookup(self: Any, host: str, port: int, traces: Optional[Sequence[Trace]]) -> List[Any]:
+    """The resolver's answer between the ``resolvehost_start`` and ``resolvehost_end`` signals (every shape)."""
+    if traces:
+        for trace in traces:
+            await trace.send_dns_resolvehost_start(host)
+    addrs: List[Any] = await self._resolver.resolve(host, port, family=self._family)
+    if traces:
+        for trace in traces:
+            await trace.send_dns_resolvehost_end(host)
+    return addrs
