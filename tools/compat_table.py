@@ -31,7 +31,7 @@ Record = Dict[str, object]
 Key = Tuple[str, str, str]  # python, aiohttp, variant
 
 # A full matrix run is better evidence than the default run's reduced one: keep the best per cell.
-VARIANT_RANK = {"wheel": 3, "sdist-pure-python": 3, "wheel-reduced": 1}
+VARIANT_RANK = {"wheel": 3, "sdist-pure-python": 3, "wheel-reduced": 1, "sdist-pure-python-reduced": 1}
 
 
 def key_of(record: Record) -> Key:
@@ -73,7 +73,8 @@ def cell(record: Optional[Record], left_out: Optional[str]) -> str:
         return f"left out ({left_out})" if left_out else "not run"
     if record["outcome"] != "passed":
         return f"**FAILED** ({count(record, 'failed')} failed)"
-    marks = {"sdist-pure-python": " (sdist)", "wheel-reduced": " (reduced)"}.get(str(record["variant"]), "")
+    variant = str(record["variant"])
+    marks = (" (sdist)" if variant.startswith("sdist") else "") + (" (reduced)" if variant.endswith("-reduced") else "")
     return f"{what_it_did(record)}, {count(record, 'passed')} ✓{marks}"
 
 
@@ -105,9 +106,10 @@ def render(records: List[Record]) -> str:
         "",
         "Letters: the fixes applied ("
         + ", ".join(f"{letter}: `{fix}`" for fix, letter in ABBREVIATION.items())
-        + "); untouched: none was needed. ✓: tests that passed in that run (the whole suite). "
+        + "); untouched: none was needed. ✓: tests that passed in that run. "
         "(sdist): PyPI has no wheel for that Python; built from the sdist with `AIOHTTP_NO_EXTENSIONS=1` (pure "
-        "Python). (reduced): the default run's suite, without the release-independent start-up suites. "
+        "Python). (reduced): the suite without the slow and the release-independent start-up suites, which run "
+        "once per release, on its own Python (the cell without the mark). "
         + " ".join(f"({letter}) {reason}." for reason, letter in letter_of.items()),
         "",
     ]
