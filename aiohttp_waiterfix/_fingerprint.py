@@ -37,15 +37,21 @@ _STRING = (
     + ")"
 )
 _TOKEN = re.compile(
-    rf"(?P<string>{_STRING})"
-    r"|(?P<comment>#[^\r\n]*)"
-    r"|(?P<newline>\r?\n)"
-    r"|(?P<continuation>\\\r?\n)"
-    r"|(?P<space>[ \t\f]+)"
-    r"|(?P<word>\w+)"
-    r"|(?P<op>\S)"
+    r"[ \t\f]*(?:"  # each match takes the blanks before it: a line's first match measures its indentation
+    rf"(?P<s>{_STRING})"
+    r"|(?P<n>(?:#[^\r\n]*)?\r?\n)"  # a line end, after its comment if any
+    r"|(?P<c>\\\r?\n|#[^\r\n]*)"  # a backslash continuation; a comment at the very end
+    # A run of words and operators up to a string, a comment or the line's end, split in C rather than token by
+    # token.  It takes a string's prefix too (f in f"..."): the string gets it back below.
+    r"""|(?P<r>[^\s'"#\\]+(?:[ \t\f]+[^\s'"#\\]+)*)"""
+    r")"
 )
-_OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
+_PREFIXES = frozenset({"r", "u", "f", "b", "br", "rb", "fr", "rf"})
+_WORD_OR_OPERATOR = re.compile(r"\w+|\S")
+_OPEN, _CLOSE = "([{", ")]}"
+
+Line = Tuple[int, List[str], bool]
+"""A logical line: its indentation, its tokens' texts, and whether it is only plain string literals."""
 
 
 def source_fingerprint(lines: Sequence[str], first_line: int) -> str:
@@ -54,76 +60,79 @@ def source_fingerprint(lines: Sequence[str], first_line: int) -> str:
     Raises ValueError when no ``def`` starts there (a lambda, or the wrong line).
     """
     logical = list(_logical_lines("".join(lines[first_line - 1 :])))
-    header = next((tokens for _, tokens in logical if tokens[0] != ("op", "@")), [])
-    if ("word", "def") not in header:
+    header = next((tokens for _, tokens, _ in logical if tokens[0] != "@"), [])
+    if "def" not in header:
         raise ValueError(f"line {first_line} starts no def statement")
     digest = hashlib.sha256()
-    for kind, text in _statements(logical):
-        digest.update(f"{kind}\x00{text}\x01".encode())
+    for part in _statements(logical):
+        digest.update(part.encode())
     return digest.hexdigest()[:16]
 
 
-def _logical_lines(source: str) -> Iterator[Tuple[int, List[Tuple[str, str]]]]:
-    """``(indentation, tokens)`` of each logical line of the block that starts ``source``."""
+def _logical_lines(source: str) -> Iterator[Line]:
+    """Each logical line of the block that starts ``source``.
+
+    Token texts tell their kind apart on their own (a string keeps its quotes),
+    so only the texts are kept.  Hot: it runs while the application imports aiohttp.
+    """
     depth = 0
-    indent: Optional[int] = None
-    tokens: List[Tuple[str, str]] = []
+    indent = 0
+    tokens: List[str] = []
+    plain_strings = True
     base: Optional[int] = None
     header_done = False
     for match in _TOKEN.finditer(source):
-        kind = match.lastgroup
-        text = match.group()
-        if kind == "space":
-            if indent is None and depth == 0 and not tokens:
-                indent = len(text.expandtabs(8))
-            continue
-        if kind in ("comment", "continuation"):
-            continue
-        if kind == "newline":
+        kind = match.lastgroup or ""  # every alternative is a named group
+        if kind == "n":
             if depth or not tokens:  # inside brackets, or a blank / comment-only line
-                if not tokens:
-                    indent = None
                 continue
-            assert indent is not None
-            yield indent, tokens
-            if ("word", "def") in tokens:
+            yield indent, tokens, plain_strings
+            if not header_done and "def" in tokens:
                 header_done = True
-            tokens, indent = [], None
+            tokens, plain_strings = [], True
             continue
-        if indent is None:
-            indent = 0
-        if not tokens and depth == 0:  # the first token of a logical line
+        if kind == "c":
+            continue
+        start = match.start(kind)
+        text = source[start : match.end()]
+        if not tokens and depth == 0:  # the first token of a logical line: the first on its physical line
+            indent = len(source[match.start() : start].expandtabs(8))
             if base is None:
                 base = indent
             elif indent < base or (header_done and indent <= base):
                 return  # the block has ended
-        if text in _OPEN:
-            depth += 1
-        elif text in _CLOSE:
-            depth -= 1
-        tokens.append((str(kind), text))
-    if tokens and indent is not None:
-        yield indent, tokens
+        if kind == "s":
+            if start == match.start() and tokens and tokens[-1].lower() in _PREFIXES and source[start - 1].isalpha():
+                text = tokens.pop() + text  # the prefix the run took: f"..." is one token
+            if plain_strings and "f" in _prefix(text):
+                plain_strings = False  # an f-string can call something
+            tokens.append(text)
+        else:
+            plain_strings = False
+            if "(" in text or ")" in text or "[" in text or "]" in text or "{" in text or "}" in text:
+                depth += sum(map(text.count, _OPEN)) - sum(map(text.count, _CLOSE))
+            tokens += _WORD_OR_OPERATOR.findall(text)
+    if tokens:
+        yield indent, tokens, plain_strings
 
 
-def _statements(lines: Iterable[Tuple[int, List[Tuple[str, str]]]]) -> Iterator[Tuple[str, str]]:
-    """The tokens that carry meaning: block structure as INDENT/DEDENT, docstring-like lines left out."""
+def _statements(lines: Iterable[Line]) -> Iterator[str]:
+    """What is hashed: each statement's tokens, the block structure; docstring-like lines left out."""
     stack: List[int] = []
-    for indent, tokens in lines:
+    for indent, tokens, plain_strings in lines:
         if not stack:
             stack.append(indent)  # the block's own indentation is not part of it
         while indent < stack[-1]:
             stack.pop()
-            yield "DEDENT", ""
+            yield "\x02DEDENT"
         if indent > stack[-1]:
             stack.append(indent)
-            yield "INDENT", ""
-        if all(kind == "string" and "f" not in _prefix(text) for kind, text in tokens):
-            continue  # only string literals: a docstring, does nothing (an f-string could call something)
-        yield from tokens
-        yield "NEWLINE", ""
+            yield "\x02INDENT"
+        if plain_strings:
+            continue  # only string literals: a docstring, does nothing
+        yield "\x02" + "\x00".join(tokens)
     for _ in stack[1:]:
-        yield "DEDENT", ""
+        yield "\x02DEDENT"
 
 
 def _prefix(literal: str) -> str:

@@ -42,9 +42,8 @@ fields it knows.
 from __future__ import annotations
 
 import collections
-import inspect
 import operator
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Tuple
 
 from aiohttp.client_reqrep import ClientRequest, ConnectionKey
 
@@ -75,10 +74,11 @@ def _attrs_key_class(base: Any) -> Any:
     """
     import attr
 
-    options: Dict[str, Any] = {"slots": True, "frozen": True}
-    if "cache_hash" in inspect.signature(attr.s).parameters:  # attrs >= 18.2: hashed on every pool lookup
-        options["cache_hash"] = True
-    return attr.make_class("SNIConnectionKey", {"server_hostname": attr.ib(default=None)}, bases=(base,), **options)
+    fields = {"server_hostname": attr.ib(default=None)}
+    try:  # attrs >= 18.2: the hash is cached, as the key is hashed on every pool lookup
+        return attr.make_class("SNIConnectionKey", fields, bases=(base,), slots=True, frozen=True, cache_hash=True)
+    except TypeError:
+        return attr.make_class("SNIConnectionKey", fields, bases=(base,), slots=True, frozen=True)
 
 
 def _namedtuple_key_class(base: Any) -> Any:
@@ -93,11 +93,30 @@ def _namedtuple_key_class(base: Any) -> Any:
 
 
 KIND = _kind(ConnectionKey)
-SNIConnectionKey: Any = (_attrs_key_class if KIND == "attrs" else _namedtuple_key_class)(ConnectionKey)
-"""The key of a TLS request with a ``server_hostname`` override: one class per process (module level, so it
-pickles, and keys made before a ``revert()`` still equal those made after the next ``apply()``)."""
-SNIConnectionKey.__module__ = __name__
-SNIConnectionKey.__doc__ = "aiohttp's ConnectionKey plus the server_hostname the connection was verified for."
+_key_class: Any = None
+
+
+def key_class() -> Any:
+    """The key of a TLS request with a ``server_hostname`` override, made on first use (about 2 ms with attrs).
+
+    One class per process, kept at module level: it pickles, and keys made before a ``revert()`` still
+    equal those made after the next ``apply()``.
+    """
+    global _key_class
+    if _key_class is None:
+        made = (_attrs_key_class if KIND == "attrs" else _namedtuple_key_class)(ConnectionKey)
+        made.__module__ = __name__
+        made.__qualname__ = made.__name__ = "SNIConnectionKey"
+        made.__doc__ = "aiohttp's ConnectionKey plus the server_hostname the connection was verified for."
+        _key_class = made
+    return _key_class
+
+
+def __getattr__(name: str) -> Any:
+    # ``SNIConnectionKey`` is made on first use; unpickling a key names it before any request did.
+    if name == "SNIConnectionKey":
+        return key_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _aiohttp_getter() -> Callable[[Any], Any]:
@@ -131,7 +150,7 @@ def _connection_key_attrs(self: ClientRequest, _original: Callable[[Any], Any] =
     server_hostname = self.server_hostname
     if server_hostname is None or not key.is_ssl:
         return key
-    return SNIConnectionKey(*_seven_fields(key), server_hostname)
+    return (_key_class or key_class())(*_seven_fields(key), server_hostname)
 
 
 def _connection_key_namedtuple(self: ClientRequest, _original: Callable[[Any], Any] = _original) -> Any:
@@ -140,7 +159,7 @@ def _connection_key_namedtuple(self: ClientRequest, _original: Callable[[Any], A
     server_hostname = self.server_hostname
     if server_hostname is None or not key.is_ssl:
         return key
-    return _tuple_new(SNIConnectionKey, (*key, server_hostname))
+    return _tuple_new(_key_class or key_class(), (*key, server_hostname))
 
 
 connection_key_attrs = property(_connection_key_attrs, doc=_original.__doc__)
