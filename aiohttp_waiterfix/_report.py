@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from . import _probe
 from ._enable import block_in, installed_block_path
+from ._startup import kill_switch_reason
 from ._status import expected_status
 from ._versions import installed_aiohttp_version
 
@@ -67,7 +68,8 @@ def _not_active_reason(seen: Dict[str, Any], started: Optional[Dict[str, Any]]) 
         return f"could not start {sys.executable} to check: {seen['error']}"
     if started is not None:
         return str(started["reason"])  # e.g. disabled by AIOHTTP_WAITERFIX=0
-    return "not activated: a process started here does not load aiohttp_waiterfix"
+    # The run wrapper does nothing under the kill switch, so no process reports it: say it here.
+    return kill_switch_reason() or "not activated: a process started here does not load aiohttp_waiterfix"
 
 
 def text_lines(report: Dict[str, Any]) -> List[str]:
@@ -91,9 +93,10 @@ def text_lines(report: Dict[str, Any]) -> List[str]:
     if not report["protected"] and report["affected"]:
         if "AIOHTTP_WAITERFIX=" in report["reason"]:
             lines.append("The kill switch AIOHTTP_WAITERFIX is set in this environment: unset it first.")
-        lines.append("Turn the fixes on in one of three ways:")
-        lines.extend(f"  {way}" for way in HOW_TO_TURN_ON)
-        lines.append(
-            "(An application that imports aiohttp_waiterfix itself is protected, but this check cannot see it.)"
-        )
+        if not report["sitecustomize_runs_block"]:
+            lines.append("Turn the fixes on in one of three ways:")
+            lines.extend(f"  {way}" for way in HOW_TO_TURN_ON)
+            lines.append(
+                "(An application that imports aiohttp_waiterfix itself is protected, but this check cannot see it.)"
+            )
     return lines

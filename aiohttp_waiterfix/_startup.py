@@ -42,8 +42,8 @@ def activation_enabled() -> bool:
     """Read the kill switch; an unrecognised value warns and keeps the default (on)."""
     global disabled_reason
     value = os.environ.get(ENV_VAR, "").strip().lower()
-    if switched_off():
-        disabled_reason = f"disabled by {ENV_VAR}={os.environ[ENV_VAR]}"
+    disabled_reason = kill_switch_reason()
+    if disabled_reason is not None:
         return False
     if value not in _ON:
         warn(
@@ -56,6 +56,12 @@ def activation_enabled() -> bool:
 def switched_off(environ: Any = None) -> bool:
     """True when the kill switch is set to an off value (the one parser of it)."""
     return (environ if environ is not None else os.environ).get(ENV_VAR, "").strip().lower() in _OFF
+
+
+def kill_switch_reason(environ: Any = None) -> Optional[str]:
+    """Why nothing is applied when the kill switch is off, in the words ``status`` reports; None when on."""
+    environ = environ if environ is not None else os.environ
+    return f"disabled by {ENV_VAR}={environ[ENV_VAR]}" if switched_off(environ) else None
 
 
 def requested_skips() -> Sequence[str]:

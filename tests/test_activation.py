@@ -439,7 +439,10 @@ def status_json(venv: Venv, *prefix: str, env: Optional[Dict[str, str]] = None) 
     return proc.returncode, report
 
 
-@pytest.mark.parametrize("case", ["nothing enabled", "enabled", "run wrapper", "kill switch with enable"])
+KILL_SWITCH_CASES = ("kill switch", "kill switch with enable", "kill switch with run wrapper")
+
+
+@pytest.mark.parametrize("case", ["nothing enabled", "enabled", "run wrapper", *KILL_SWITCH_CASES])
 def test_status_tells_what_an_application_started_here_gets(site: Venv, case: str) -> None:
     """The command imports the package itself, but must never count its own activation."""
     expected = expected_status(AIOHTTP_VERSION)
@@ -447,9 +450,9 @@ def test_status_tells_what_an_application_started_here_gets(site: Venv, case: st
     env: Dict[str, str] = {}
     if case in ("enabled", "kill switch with enable"):
         assert cli(site, "enable").returncode == 0
-    if case == "run wrapper":
+    if case in ("run wrapper", "kill switch with run wrapper"):
         prefix = [str(site.run_wrapper)]
-    if case == "kill switch with enable":
+    if case in KILL_SWITCH_CASES:
         env = {"AIOHTTP_WAITERFIX": "0"}
     code, report = status_json(site, *prefix, env=env)
     assert report["aiohttp_version"] == AIOHTTP_VERSION
@@ -460,8 +463,9 @@ def test_status_tells_what_an_application_started_here_gets(site: Venv, case: st
         assert code == (0 if gets_fixes else 1), report
         assert report["protected"] is report["applied"] is gets_fixes
         assert all(fix["applied"] is gets_fixes for fix in report["fixes"] if fix["affected"])
-        if case == "kill switch with enable":
-            assert "AIOHTTP_WAITERFIX=0" in report["reason"]
+        if case in KILL_SWITCH_CASES:
+            assert report["reason"] == "disabled by AIOHTTP_WAITERFIX=0", report
+            assert all(fix["reason"] == report["reason"] for fix in report["fixes"] if fix["affected"])
         if gets_fixes:
             assert report["activated_by"] == {"enabled": "sitecustomize", "run wrapper": "run-wrapper"}[case]
     else:  # this release needs no fix: protected whatever is enabled
