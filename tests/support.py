@@ -205,8 +205,22 @@ class FakeProtocol:
         self.number = number
         self.should_close = False
         self.transport = None
-        self.closed = None  # aiohttp 3.11+ awaits proto.closed when truthy
         self.close_calls = 0
+
+    @property
+    def closed(self) -> Optional[asyncio.Future[None]]:
+        """A finished future, like ``ResponseHandler.closed`` once closed: ``close()`` awaits it.
+
+        aiohttp 3.12.4 and 3.12.6 gather every protocol's ``closed`` unchecked (None raises TypeError);
+        3.11 and 3.12.7+ skip a falsy one.  Outside a loop there is nothing to await: None.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        done: asyncio.Future[None] = loop.create_future()
+        done.set_result(None)
+        return done
 
     def is_connected(self) -> bool:
         return self.close_calls == 0
