@@ -30,6 +30,8 @@ CONFIG = ScenarioConfig(duration=3, slow_period=1.5, late_after=2.2, workers=60)
 WEDGE_ATTEMPTS = 3
 """The wedge is a race (a wake-up and a timeout in the same loop turn): it
 nearly always happens, but a single run may miss it."""
+SERVE_ATTEMPTS = 3
+"""Runs a patched connector gets to answer late requests (only a starved machine needs a second)."""
 
 
 def _scenario_in_process() -> Any:
@@ -48,7 +50,12 @@ def _scenario_in_process() -> Any:
 @pytest.mark.slow
 @pytest.mark.fix("waiters")
 def test_scenario_keeps_serving_after_the_slow_period() -> None:
-    result = _scenario_in_process()
+    # Patched, the connector never wedges, but a starved process (a CPU shared by six test runs) can
+    # see every 0.25 s request of one run time out. A wedge is for good: unpatched, all three fail.
+    for _ in range(SERVE_ATTEMPTS):
+        result = _scenario_in_process()
+        if result.ok_late > 0:
+            break
     assert result.applied == PATCHED
     assert result.ok_late > 0, f"wedged: no answer after {CONFIG.late_after} s ({result.ok_per_second} per second)"
     assert result.acquired_at_end == 0, "slots still held once every request ended"
