@@ -38,9 +38,20 @@ def key_of(record: Record) -> Key:
     return str(record["python"]), str(record["aiohttp"]), str(record["variant"])
 
 
+def cell_of(record: Record) -> Tuple[str, str, str]:
+    """The table cell a record fills: (python, aiohttp), or its own line for the pure-python and uvloop runs."""
+    variant = str(record["variant"])
+    return str(record["python"]), str(record["aiohttp"]), "" if variant in VARIANT_RANK else variant
+
+
 def merge(old: Iterable[Record], new: Iterable[Record]) -> List[Record]:
-    """New records replace old ones of the same (python, aiohttp, variant); sorted by release, then Python."""
-    merged = {key_of(record): record for record in old}
+    """New records replace every old one of their cell, whatever its variant; sorted by release, then Python.
+
+    An old full run must not outrank a newer reduced run of the same cell: it tested older code.
+    """
+    new = list(new)
+    renewed = {cell_of(record) for record in new}
+    merged = {key_of(record): record for record in old if cell_of(record) not in renewed}
     merged.update({key_of(record): record for record in new})
     return [merged[key] for key in sorted(merged, key=lambda k: (plan.key(k[1]), plan.key(k[0]), k[2]))]
 
