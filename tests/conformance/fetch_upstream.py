@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -55,7 +56,7 @@ def download(release: str, pinned: str, cache: Path) -> Path:
     if sdist.exists() and sha256(sdist) == pinned:
         return sdist
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = sdist.with_suffix(".part")
+    tmp = sdist.with_name(f"{sdist.name}.{os.getpid()}.part")  # one per process: parallel nox runs fetch at once
     with urllib.request.urlopen(sdist_url(release), timeout=300) as response:
         tmp.write_bytes(response.read())
     got = sha256(tmp)
@@ -78,7 +79,7 @@ def extract(sdist: Path, release: str, files: List[str], target: Path) -> List[P
             data = source.read()
             out = target / Path(name).name
             if not out.exists() or out.read_bytes() != data:
-                tmp = out.with_suffix(".tmp")
+                tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
                 tmp.write_bytes(data)
                 tmp.replace(out)  # atomic: a concurrent run never sees half a file
             written.append(out)
