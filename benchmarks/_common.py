@@ -481,13 +481,14 @@ def fake_connector_class() -> Tuple[Any, Any, List[Any]]:
     class FakeProtocol:
         should_close = False
         transport = None
-        closed = False
+        closed = None  # ResponseHandler.closed: nothing to await (3.12+ connectors await it when set)
+        was_closed = False
 
         def is_connected(self) -> bool:
             return True
 
         def close(self) -> None:
-            self.closed = True
+            self.was_closed = True
 
     created: List[FakeProtocol] = []
 

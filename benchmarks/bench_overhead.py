@@ -96,7 +96,7 @@ async def _measure(cycles: int, repeats: int, callgrind: Optional[List[int]] = N
             await cycle_many(n)
             callgrind_control("-d", f"segment-{n}")
         callgrind_control("-i", "off")
-    assert len(created) == 1 and not created[0].closed and not connector._acquired, "must reuse one connection"
+    assert len(created) == 1 and not created[0].was_closed and not connector._acquired, "must reuse one connection"
     await connector.close()
     return {"ns_per_cycle": per_cycle}
 

@@ -39,6 +39,7 @@ from _common import (
     callgrind_control,
     callgrind_dumps,
     emit,
+    fake_connector_class,
     in_parallel,
     interleaved,
     median,
@@ -90,27 +91,9 @@ PAIRS: Tuple[Tuple[SniEnv, SniEnv], ...] = ((WITHOUT_3_10, WITH_3_10), (WITHOUT_
 async def _measure(cycles: int, repeats: int, callgrind: List[int]) -> Dict[str, Any]:
     import aiohttp
     from aiohttp.client_reqrep import ClientRequest
-    from aiohttp.connector import BaseConnector
     from yarl import URL
 
-    class FakeProtocol:
-        should_close = False
-        transport = None
-        closed = None
-
-        def is_connected(self) -> bool:
-            return True
-
-        def close(self) -> None:
-            pass
-
-    created: List[FakeProtocol] = []
-
-    class Connector(BaseConnector):  # type: ignore[misc]
-        async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
-            created.append(FakeProtocol())
-            return created[-1]
-
+    Connector, _, created = fake_connector_class()  # its request is plain http: ours are https
     loop = asyncio.get_running_loop()
     url = URL("https://127.0.0.1:8443/")
     requests = {
