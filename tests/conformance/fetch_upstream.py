@@ -13,27 +13,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import tarfile
 import urllib.request
 from pathlib import Path
-from types import ModuleType
 from typing import List
+
+from harness import load  # this script's directory is on sys.path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DEFAULT_CACHE = REPO / ".upstream-cache"
 INDEX = "https://pypi.org/simple/aiohttp/"
-
-
-def load_source(fix_dir: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_conformance_source_{fix_dir.name}", fix_dir / "source.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def sha256(path: Path) -> str:
@@ -92,7 +84,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = parser.parse_args()
     fix_dir = args.fix_dir.resolve()
-    source = load_source(fix_dir)
+    source = load(fix_dir / "source.py")
     sdist = download(source.RELEASE, source.SDIST_SHA256, args.cache)
     for path in extract(sdist, source.RELEASE, list(source.FILES), fix_dir / "upstream"):
         print(f"extracted {path.relative_to(REPO)}")

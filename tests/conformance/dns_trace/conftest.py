@@ -21,7 +21,6 @@ Run it with ``--confcutdir=tests/conformance/dns_trace`` so the project's own
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -32,30 +31,22 @@ from packaging.version import Version
 
 # Import activation patches aiohttp.connector at once (the waiters conftest below imports it first).
 import aiohttp_waiterfix
-from aiohttp_waiterfix._startup import switched_off
 from aiohttp_waiterfix._status import fix_applied
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/conformance: harness.py
+from harness import load, require_fix  # noqa: E402
+
 FIX_ID = "dns-trace"
 TIMEOUT = 5.0
 """Seconds per test: each passes in milliseconds; unpatched, the test of the fix hangs until this fails it."""
 aiohttp_version = Version(aiohttp.__version__)
 
 
-def _load(name: str, path: Path) -> Any:
-    # Loaded by path: these directories are not packages and are not on sys.path under names we control.
-    spec = importlib.util.spec_from_file_location(f"waiterfix_conformance_dns_trace_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SELECTION = _load("selection", HERE / "selection.py")
-FIX_TESTS = _load("fix_tests", HERE / "fix_tests.py").FIX_TESTS
+SELECTION = load(HERE / "selection.py")
+FIX_TESTS = load(HERE / "fix_tests.py").FIX_TESTS
 # Importing the waiters conformance's conftest installs its shims (and only that: its hooks are not registered).
-SHIMS: List[str] = list(_load("waiters_conftest", HERE.parent / "waiters" / "conftest.py").SHIMS)
-PATCH_EXPECTED = not switched_off()
+SHIMS: List[str] = list(load(HERE.parent / "waiters" / "conftest.py").SHIMS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,12 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     left_out = sorted(name for name in FIX_TESTS if SELECTION.reason_for(name, f"::{name}", aiohttp_version))
     if left_out:
         raise pytest.UsageError(f"selection.py leaves out tests of the fix: {', '.join(left_out)}")
-    status = aiohttp_waiterfix.status()
-    applied = fix_applied(status, FIX_ID)
-    if PATCH_EXPECTED and not applied:
-        raise pytest.UsageError(f"conformance run needs the {FIX_ID} fix, but it is not applied: {status.reason}")
-    if not PATCH_EXPECTED and applied:
-        raise pytest.UsageError(f"AIOHTTP_WAITERFIX=0 (unpatched run) but the {FIX_ID} fix is applied")
+    require_fix(FIX_ID)
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:

@@ -19,8 +19,6 @@ project's ``tests/conftest.py`` nor another fix's conformance conftest loads.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
@@ -35,20 +33,11 @@ from aiohttp_waiterfix._registry import PAUSED_EOF
 from aiohttp_waiterfix._status import assess, fix_applied
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/conformance: harness.py
+from harness import load, require_fix  # noqa: E402
 
-
-def _load(name: str) -> Any:
-    # By path: this directory is not a package, and another fix's directory has files of the same names.
-    spec = importlib.util.spec_from_file_location(f"waiterfix_conformance_paused_eof_{name}", HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SOURCE = _load("source")
-FIX_TESTS: frozenset = _load("fix_tests").FIX_TESTS  # type: ignore[type-arg]
-PATCH_EXPECTED = os.environ.get("AIOHTTP_WAITERFIX", "").strip().lower() not in {"0", "false", "off", "no"}
+SOURCE = load(HERE / "source.py")
+FIX_TESTS: frozenset = load(HERE / "fix_tests.py").FIX_TESTS  # type: ignore[type-arg]
 AFFECTED = assess(PAUSED_EOF, aiohttp.__version__).affected
 APPLIED = fix_applied(aiohttp_waiterfix.status(), PAUSED_EOF.id)
 _FIX_OUTCOMES: Dict[str, str] = {}
@@ -79,11 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "`python tests/conformance/fetch_upstream.py tests/conformance/paused_eof` "
             f"to fetch aiohttp {SOURCE.RELEASE}'s tests"
         )
-    if PATCH_EXPECTED and not APPLIED and AFFECTED is not False:
-        reason = next(fix.reason for fix in aiohttp_waiterfix.status().fixes if fix.id == PAUSED_EOF.id)
-        raise pytest.UsageError(f"conformance run needs the paused-eof fix, but it is not applied: {reason}")
-    if not PATCH_EXPECTED and APPLIED:
-        raise pytest.UsageError("AIOHTTP_WAITERFIX=0 (unpatched run) but the paused-eof fix is applied")
+    require_fix(PAUSED_EOF.id, reference_ok=True)  # on 3.11.11+ the reference run
     if NO_FLOW_CONTROL_QUEUE:
         aiohttp.streams.FlowControlDataQueue = _AbsentFlowControlDataQueue  # type: ignore[attr-defined]
 

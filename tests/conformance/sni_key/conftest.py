@@ -26,7 +26,6 @@ import __future__
 
 import ast
 import builtins
-import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -38,27 +37,19 @@ import pytest
 
 # Import activation patches at once (aiohttp.connector is loaded already).
 import aiohttp_waiterfix
-from aiohttp_waiterfix._startup import switched_off
 from aiohttp_waiterfix._status import fix_applied
 
 pytest_plugins = ("aiohttp.pytest_plugin",)
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/conformance: harness.py
+from harness import load, require_fix  # noqa: E402
+
 UPSTREAM = HERE / "upstream"
 FIX_ID = "sni-key"
 
 
-def _load(name: str) -> Any:
-    # By path: this directory is not a package.
-    spec = importlib.util.spec_from_file_location(f"waiterfix_conformance_sni_key_{name}", HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SOURCE = _load("source")
-PATCH_EXPECTED = not switched_off()
+SOURCE = load(HERE / "source.py")
 
 
 # --------------------------------------------------------------------------- extracting upstream's definitions
@@ -183,12 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "tests/conformance/fetch_upstream.py tests/conformance/sni_key` (or `nox -s conformance`) to fetch "
             f"aiohttp {SOURCE.RELEASE}'s tests"
         )
-    status = aiohttp_waiterfix.status()
-    applied = fix_applied(status, FIX_ID)
-    if PATCH_EXPECTED and not applied:
-        raise pytest.UsageError(f"conformance run needs the {FIX_ID} fix, but it is not applied: {status.reason}")
-    if not PATCH_EXPECTED and applied:
-        raise pytest.UsageError(f"AIOHTTP_WAITERFIX=0 (unpatched run) but the {FIX_ID} fix is applied")
+    require_fix(FIX_ID)
 
 
 def _summary() -> str:

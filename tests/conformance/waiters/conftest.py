@@ -18,7 +18,6 @@ Run it with ``--confcutdir=tests/conformance/waiters`` so the project's own
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -31,25 +30,17 @@ from packaging.version import Version
 
 # Import activation patches aiohttp.connector at once (it is loaded already).
 import aiohttp_waiterfix
-from aiohttp_waiterfix._startup import switched_off
 from aiohttp_waiterfix._status import fix_applied
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/conformance: harness.py
+from harness import load, require_fix  # noqa: E402
+
 aiohttp_version = Version(aiohttp.__version__)
 
 
-def _load(name: str) -> Any:
-    # Loaded by path: this directory is not a package and is not on sys.path
-    # under a name we control.
-    spec = importlib.util.spec_from_file_location(f"waiterfix_conformance_{name}", HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EXCLUSIONS = _load("exclusions")
-FIX_TESTS = _load("fix_tests").FIX_TESTS
+EXCLUSIONS = load(HERE / "exclusions.py")
+FIX_TESTS = load(HERE / "fix_tests.py").FIX_TESTS
 
 
 def _install_shims() -> List[str]:
@@ -120,7 +111,6 @@ def _install_shims() -> List[str]:
 
 
 SHIMS = _install_shims()
-PATCH_EXPECTED = not switched_off()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -132,12 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
     excluded_fix_tests = sorted(name for name in FIX_TESTS if EXCLUSIONS.reason_for(name, aiohttp_version))
     if excluded_fix_tests:
         raise pytest.UsageError(f"exclusions.py excludes tests of the fix: {', '.join(excluded_fix_tests)}")
-    status = aiohttp_waiterfix.status()
-    applied = fix_applied(status, "waiters")
-    if PATCH_EXPECTED and not applied:
-        raise pytest.UsageError(f"conformance run needs the waiters fix, but it is not applied: {status.reason}")
-    if not PATCH_EXPECTED and applied:
-        raise pytest.UsageError("AIOHTTP_WAITERFIX=0 (unpatched run) but the waiters fix is applied")
+    require_fix("waiters")
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
