@@ -1,6 +1,7 @@
-"""What every fix's conformance run shares: loading the fix directory's files, and the patched/unpatched gate.
+"""What every fix's conformance run shares: loading its files, excluding tests per release, the patched gate.
 
-Standard library only at import: ``fetch_upstream.py`` runs before any test environment exists.
+Standard library only at import: ``fetch_upstream.py`` runs before any test environment exists.  The
+conftests put this directory on ``sys.path``, so the files they load (exclusions, selection) import it too.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Iterable, NamedTuple, Optional
 
 
 def load(path: Path) -> ModuleType:
@@ -17,6 +19,27 @@ def load(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class Exclusion(NamedTuple):
+    """An upstream test not run on releases ``first`` to ``last``, and why."""
+
+    test: str
+    """Test function name (parameters ignored), or a full ``name[param]``."""
+    first: str
+    last: str
+    reason: str
+
+
+def exclusion_for(exclusions: Iterable[Exclusion], name: str, version: str) -> Optional[Exclusion]:
+    """The exclusion of test ``name`` (pytest's ``item.name``) on aiohttp ``version``, or None."""
+    from packaging.version import Version
+
+    base = name.split("[", 1)[0]
+    for exclusion in exclusions:
+        if exclusion.test in (name, base) and Version(exclusion.first) <= Version(version) <= Version(exclusion.last):
+            return exclusion
+    return None
 
 
 def require_fix(fix_id: str, reference_ok: bool = False) -> bool:

@@ -13,8 +13,9 @@ of the fix (fix_tests.py) is ever excluded.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
+from harness import Exclusion, exclusion_for
 from packaging.version import Version
 
 SELECTED: Tuple[str, ...] = (
@@ -53,14 +54,6 @@ NOT_SELECTED = (
 )
 
 
-class Exclusion(NamedTuple):
-    test: str
-    """Test function name (parameters ignored), or a full ``name[param]``."""
-    first: str
-    last: str
-    reason: str
-
-
 EXCLUSIONS: Tuple[Exclusion, ...] = (
     # 3.10.10 (#9454): the throttle's waiters became futures in _throttle_dns_futures, which this test fills
     # itself; older releases have _throttle_dns_events.
@@ -93,8 +86,5 @@ def reason_for(name: str, nodeid: str, version: Version) -> Optional[str]:
     """Why the test ``name`` (pytest's ``item.name``) is left out on ``version``, or None to run it."""
     if not _selected(name, nodeid):
         return NOT_SELECTED
-    base = name.split("[", 1)[0]
-    for exclusion in EXCLUSIONS:
-        if exclusion.test in (name, base) and Version(exclusion.first) <= version <= Version(exclusion.last):
-            return f"{exclusion.reason} [excluded {exclusion.first}-{exclusion.last}]"
-    return None
+    exclusion = exclusion_for(EXCLUSIONS, name, str(version))
+    return f"{exclusion.reason} [excluded {exclusion.first}-{exclusion.last}]" if exclusion else None

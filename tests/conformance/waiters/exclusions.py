@@ -13,20 +13,10 @@ but should be removed).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
+from harness import Exclusion, exclusion_for
 from packaging.version import Version
-
-
-class Exclusion(NamedTuple):
-    test: str
-    """Test function name (parameters ignored), or a full ``name[param]``."""
-    first: str
-    """First release it is excluded on."""
-    last: str
-    """Last release it is excluded on."""
-    reason: str
-
 
 EXCLUSIONS: Tuple[Exclusion, ...] = (
     # 3.10.11 (#9726/#9736): enable_cleanup_closed is ignored, with a DeprecationWarning, on CPython
@@ -107,8 +97,5 @@ EXCLUSIONS: Tuple[Exclusion, ...] = (
 
 def reason_for(name: str, version: Version) -> Optional[str]:
     """Why the test ``name`` (pytest's ``item.name``) is excluded on ``version``, or None."""
-    base = name.split("[", 1)[0]
-    for exclusion in EXCLUSIONS:
-        if exclusion.test in (name, base) and Version(exclusion.first) <= version <= Version(exclusion.last):
-            return exclusion.reason
-    return None
+    exclusion = exclusion_for(EXCLUSIONS, name, str(version))
+    return exclusion.reason if exclusion else None
